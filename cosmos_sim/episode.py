@@ -57,7 +57,9 @@ def ensure_empty_dir(path: str | Path, what: str = "output folder") -> Path:
         probe = tempfile.NamedTemporaryFile(dir=path, delete=True)
         probe.close()
     except OSError as exc:
-        raise PermissionError(f"{what} {path} is not writable ({exc.strerror}); pick another")
+        raise PermissionError(
+            f"{what} {path} is not writable ({exc.strerror}); pick another"
+        ) from exc
     return path
 
 
@@ -308,9 +310,9 @@ class Episode:
                 frame_index=meta["index"],
                 sim_time_s=meta["sim_time_s"],
                 cam_to_world=np.asarray(info["cam_to_world"]),
-                ego_to_world=None if info["ego_to_world"] is None else np.asarray(
-                    info["ego_to_world"]
-                ),
+                ego_to_world=None
+                if info["ego_to_world"] is None
+                else np.asarray(info["ego_to_world"]),
                 camera=self.cameras.get(sensor),
                 lidar=self.lidars.get(sensor),
                 K=None if info["K"] is None else np.asarray(info["K"]),
