@@ -1,4 +1,7 @@
-"""The `cosmos-sim` command line."""
+"""The `cosmos-sim` command line: capture, controls, demo and the commands each feature adds.
+
+Heavy imports live inside each command so `cosmos-sim --help` stays fast.
+"""
 
 from __future__ import annotations
 
