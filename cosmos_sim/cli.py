@@ -5,9 +5,205 @@ Heavy imports live inside each command so `cosmos-sim --help` stays fast.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+#: Errors that are the user's input, not our bug: printed as one line, exit code 2.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    FileExistsError,
+    FileNotFoundError,
+    PermissionError,
+    KeyError,
+)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn bad-input exceptions into a one-line `error:` message instead of a traceback."""
+    try:
+        yield
+    except USER_ERRORS as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from exc
+
+
+def _say(label: str, path: Path | str) -> None:
+    typer.echo(f"  {label:<18} {path}")
+
+
+@app.command()
+def capture(
+    out: Annotated[Path, typer.Option(help="New episode folder (must not exist or be empty).")],
+    sim: Annotated[str, typer.Option(help="Simulator: pybullet or carla.")] = "pybullet",
+    scene: Annotated[str, typer.Option(help="PyBullet scene: tabletop or street.")] = "tabletop",
+    seconds: Annotated[float, typer.Option(help="Simulated seconds to record.")] = 3.0,
+    seed: Annotated[int, typer.Option(help="Scene seed.")] = 0,
+    width: Annotated[int, typer.Option(help="PyBullet camera width in pixels.")] = 1280,
+    height: Annotated[int, typer.Option(help="PyBullet camera height in pixels.")] = 704,
+    renderer: Annotated[str, typer.Option(help="PyBullet renderer: auto, egl or tiny.")] = "auto",
+    host: Annotated[str, typer.Option(help="CARLA server host.")] = "localhost",
+    port: Annotated[int, typer.Option(help="CARLA server port.")] = 2000,
+    rig: Annotated[Path | None, typer.Option(help="CARLA sensor rig (YAML/TOML).")] = None,
+    ego: Annotated[str, typer.Option(help="CARLA ego actor id, or 'spawn'.")] = "spawn",
+    replay: Annotated[Path | None, typer.Option(help="CARLA recorder log to replay.")] = None,
+    timeout: Annotated[float, typer.Option(help="CARLA connection timeout in s.")] = 10.0,
+) -> None:
+    """Record an episode from a live simulator run."""
+    with user_errors():
+        path = _capture(
+            out,
+            sim=sim,
+            scene=scene,
+            seconds=seconds,
+            seed=seed,
+            width=width,
+            height=height,
+            renderer=renderer,
+            host=host,
+            port=port,
+            rig=rig,
+            ego=ego,
+            replay=replay,
+            timeout=timeout,
+        )
+    _say("episode", path)
+
+
+def _capture(out: Path, *, sim: str, seconds: float, **options: Any) -> Path:
+    if seconds <= 0:
+        raise ValueError(f"--seconds must be > 0, got {seconds}")
+    if sim == "pybullet":
+        from cosmos_sim.bridges.pybullet import make_scene, record_episode
+
+        scene = make_scene(
+            options["scene"],
+            seed=options["seed"],
+            width=options["width"],
+            height=options["height"],
+            renderer=options["renderer"],
+        )
+        try:
+            typer.echo(f"PyBullet scene {scene.name!r}, renderer: {scene.bridge.renderer}")
+            return record_episode(scene, seconds, out)
+        finally:
+            scene.close()
+    if sim == "carla":
+        from cosmos_sim.bridges.carla import capture_episode
+
+        return capture_episode(
+            out,
+            host=options["host"],
+            port=options["port"],
+            rig=options["rig"],
+            ego=options["ego"],
+            seconds=seconds,
+            replay=options["replay"],
+            timeout_s=options["timeout"],
+        )
+    raise ValueError(f"--sim {sim!r} is not known; use 'pybullet' or 'carla'")
+
+
+@app.command()
+def controls(
+    run: Annotated[Path, typer.Argument(help="Episode folder written by `capture`.")],
+    out: Annotated[
+        Path, typer.Option(help="New folder for the clips (must not exist or be empty).")
+    ],
+    modalities: Annotated[
+        str, typer.Option(help="Comma-separated: depth,seg,edge,vis,lidar.")
+    ] = "depth,seg,edge,vis,lidar",
+    prompt: Annotated[str | None, typer.Option(help="Prompt written into the specs.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the seg palette and the specs.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Turn an episode into Cosmos Transfer control videos and specs, one folder per camera."""
+    with user_errors():
+        written = _controls(
+            run, out, modalities=modalities, prompt=prompt, seed=seed, device=device
+        )
+    _say("clips", out)
+    for camera in sorted(written.get("cameras", {})):
+        _say(f"  {camera}", Path(out) / camera)
+
+
+def _controls(
+    run: Path, out: Path, *, modalities: str, prompt: str | None, seed: int, device: str
+) -> dict[str, Any]:
+    from cosmos_sim.controls.clips import write_clips
+
+    names = tuple(m.strip() for m in modalities.split(",") if m.strip())
+    kwargs: dict[str, Any] = {"modalities": names, "seed": seed, "device": device}
+    if prompt is not None:
+        kwargs["prompt"] = prompt
+    return write_clips(run, out, **kwargs)
+
+
+def _default_demo_dir() -> Path:
+    return Path("cosmos-sim-demo") / time.strftime("%Y%m%d-%H%M%S")
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path | None, typer.Option(help="New output folder (default: cosmos-sim-demo/<time>).")
+    ] = None,
+    seconds: Annotated[float, typer.Option(help="Simulated seconds of tabletop capture.")] = 2.0,
+    seed: Annotated[int, typer.Option(help="Seed for the scene and everything after it.")] = 0,
+) -> None:
+    """The main job on embedded defaults: capture a tabletop run, then controls and specs."""
+    out = out or _default_demo_dir()
+    steps: list[tuple[str, Callable[[], Any]]] = []
+    with user_errors():
+        from cosmos_sim.episode import ensure_empty_dir
+
+        ensure_empty_dir(out, "demo folder")
+        episode = out / "episode"
+        clips = out / "clips"
+        steps = [
+            (
+                "capture",
+                lambda: _capture(
+                    episode,
+                    sim="pybullet",
+                    scene="tabletop",
+                    seconds=seconds,
+                    seed=seed,
+                    width=1280,
+                    height=704,
+                    renderer="auto",
+                ),
+            ),
+            (
+                "controls",
+                lambda: _controls(
+                    episode,
+                    clips,
+                    modalities="depth,seg,edge,vis",
+                    prompt=None,
+                    seed=seed,
+                    device="auto",
+                ),
+            ),
+        ]
+        for name, step in steps:
+            typer.secho(f"[{name}]", bold=True)
+            step()
+    typer.secho("cosmos-sim demo finished:", fg=typer.colors.GREEN)
+    _say("episode", episode)
+    _say("control clips", clips)
+    for sheet in sorted(clips.glob("*/contact_sheet.png")):
+        _say("contact sheet", sheet)
+    for spec in sorted(clips.glob("*/transfer25.json")):
+        _say("Transfer 2.5 spec", spec)
 
 
 def main() -> None:
