@@ -1,0 +1,29 @@
+"""Sensor data -> Cosmos Transfer control frames, videos and specs.
+
+Each control is a plain function on numpy arrays (batch-first T×H×W[…] or one frame) that
+returns uint8 RGB, following Cosmos' own conventions; `write_clips` turns a recorded episode
+into control videos and specs.
+"""
+
+from cosmos_sim.controls.depth import depth_control, depth_range
+from cosmos_sim.controls.edge import EDGE_PRESETS, edge_control
+from cosmos_sim.controls.lidar import lidar_control, lidar_control_clip, lidar_depth
+from cosmos_sim.controls.seg import load_palette, save_palette, seg_control, seg_palette
+from cosmos_sim.controls.vis import VIS_PRESETS, VisPreset, vis_control
+
+__all__ = [
+    "EDGE_PRESETS",
+    "VIS_PRESETS",
+    "VisPreset",
+    "depth_control",
+    "depth_range",
+    "edge_control",
+    "lidar_control",
+    "lidar_control_clip",
+    "lidar_depth",
+    "load_palette",
+    "save_palette",
+    "seg_control",
+    "seg_palette",
+    "vis_control",
+]
