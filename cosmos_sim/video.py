@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -98,6 +98,78 @@ def _as_video(frames: np.ndarray | Sequence[np.ndarray], name: str = "frames") -
     return arr
 
 
+class VideoWriter:
+    """Writes RGB frames to an H.264 mp4 one at a time (see module doc for the two modes).
+
+    Use as a context manager; `write` takes uint8 H×W×3 frames of one size, fixed by the first
+    frame. Streaming keeps long clips out of memory.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float,
+        *,
+        lossless: bool = False,
+        crf: int = 18,
+        preset: str = "medium",
+    ) -> None:
+        self.path = Path(path)
+        self.fps = fps
+        self.lossless = lossless
+        quality = {"qp": "0"} if lossless else {"crf": str(crf)}
+        self.options = {**quality, "preset": preset}
+        self.frames_written = 0
+        self._container = None
+        self._stream = None
+
+    def write(self, frame: np.ndarray) -> None:
+        import av  # PyAV: heavy, and only needed here
+
+        arr = np.asarray(frame)
+        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[-1] != 3:
+            raise SpecError(
+                f"VideoWriter: expected a uint8 H×W×3 RGB frame, got {arr.dtype} {arr.shape}"
+            )
+        h, w = arr.shape[:2]
+        if self._stream is None:
+            if not self.lossless and (w % 2 or h % 2):
+                raise SpecError(
+                    f"write_video: yuv420p needs even width and height, got {w}×{h}; resize "
+                    "to a bucket first or pass lossless=True"
+                )
+            self._container = av.open(str(self.path), mode="w")
+            codec = "libx264rgb" if self.lossless else "libx264"
+            rate = Fraction(self.fps).limit_denominator(1001)
+            self._stream = self._container.add_stream(codec, rate=rate)
+            self._stream.pix_fmt = "rgb24" if self.lossless else "yuv420p"
+            self._stream.options = self.options
+            self._stream.width, self._stream.height = w, h
+        elif (h, w) != (self._stream.height, self._stream.width):
+            raise SpecError(
+                f"VideoWriter: frame {self.frames_written} is {w}×{h} but the video is "
+                f"{self._stream.width}×{self._stream.height}"
+            )
+        frame_av = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr), format="rgb24")
+        for packet in self._stream.encode(frame_av):
+            self._container.mux(packet)
+        self.frames_written += 1
+
+    def close(self) -> None:
+        if self._stream is not None:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+        if self._container is not None:
+            self._container.close()
+        self._container = self._stream = None
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 def write_video(
     path: str | Path,
     frames: np.ndarray | Sequence[np.ndarray],
@@ -108,38 +180,15 @@ def write_video(
     preset: str = "medium",
 ) -> Path:
     """Write uint8 T×H×W×3 RGB frames to an H.264 mp4 (see module doc for the two modes)."""
-    import av  # PyAV: heavy, and only needed here
-
     arr = _as_video(frames)
-    t, h, w, _ = arr.shape
-    if not lossless and (w % 2 or h % 2):
-        raise SpecError(
-            f"write_video: yuv420p needs even width and height, got {w}×{h}; resize to a "
-            "bucket first or pass lossless=True"
-        )
-    path = Path(path)
-    rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), mode="w") as container:
-        if lossless:
-            stream = container.add_stream("libx264rgb", rate=rate)
-            stream.pix_fmt = "rgb24"
-            stream.options = {"qp": "0", "preset": preset}
-        else:
-            stream = container.add_stream("libx264", rate=rate)
-            stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(crf), "preset": preset}
-        stream.width, stream.height = w, h
-        for i in range(t):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(arr[i]), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    with VideoWriter(path, fps, lossless=lossless, crf=crf, preset=preset) as writer:
+        for frame in arr:
+            writer.write(frame)
+    return Path(path)
 
 
-def read_video(path: str | Path) -> tuple[np.ndarray, float]:
-    """Decode a video to (uint8 T×H×W×3 RGB frames, fps)."""
+def iter_video(path: str | Path) -> Iterator[np.ndarray]:
+    """Decode a video frame by frame as uint8 H×W×3 RGB (long clips stay out of memory)."""
     import av
 
     path = Path(path)
@@ -147,11 +196,26 @@ def read_video(path: str | Path) -> tuple[np.ndarray, float]:
         raise FileNotFoundError(f"read_video: {path} does not exist")
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        fps = float(stream.average_rate or stream.guessed_rate or 0)
-        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(stream)]
+        stream.thread_type = "AUTO"
+        for frame in container.decode(stream):
+            yield frame.to_ndarray(format="rgb24")
+
+
+def read_video(path: str | Path) -> tuple[np.ndarray, float]:
+    """Decode a video to (uint8 T×H×W×3 RGB frames, fps)."""
+    frames = list(iter_video(path))
     if not frames:
         raise SpecError(f"read_video: {path} has no video frames")
-    return np.stack(frames), fps
+    return np.stack(frames), video_fps(path)
+
+
+def video_fps(path: str | Path) -> float:
+    """Frame rate of a video's first stream."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return float(stream.average_rate or stream.guessed_rate or 0)
 
 
 def video_info(path: str | Path) -> dict[str, object]:
