@@ -303,13 +303,12 @@ class LearnedCore:
                 "reset needs real frames: build the env with episodes=[folders] or "
                 "start_frames=array, or pass reset(options={'frames': uint8 [T, H, W, 3]})"
             )
-        frames_t = torch.from_numpy(np.ascontiguousarray(frames)).to(model.device)
+        # torch.tensor copies: broadcast option arrays are read-only views.
+        frames_t = torch.tensor(frames, device=model.device)
         actions_t = (
             None
             if actions is None
-            else torch.as_tensor(np.ascontiguousarray(actions), dtype=torch.float32).to(
-                model.device
-            )
+            else torch.tensor(actions, dtype=torch.float32, device=model.device)
         )
         frames_t, actions_t = fit_context(
             frames_t, actions_t, model.context_frames, self.action_dim

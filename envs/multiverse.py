@@ -18,6 +18,9 @@ from cosmos_sim.envs.vector import LearnedVectorEnv
 from cosmos_sim.envs.world_model import WorldModelError
 from gymnasium.vector import AutoresetMode
 
+from cosmos_sim.imaging import image_grid, save_png
+from cosmos_sim.video import write_video
+
 
 def _core_of(env: Any) -> LearnedCore:
     core = getattr(getattr(env, "unwrapped", env), "core", None)
@@ -85,31 +88,21 @@ def rollout(futures: LearnedVectorEnv, actions: np.ndarray) -> dict[str, np.ndar
     }
 
 
-def grid_image(frames: np.ndarray, max_columns: int = 16, pad: int = 2) -> np.ndarray:
+def grid_image(frames: np.ndarray, max_columns: int = 16, cell_width: int = 96) -> np.ndarray:
     """A futures × time contact sheet: row i is future i, columns are (subsampled) steps."""
     frames = np.asarray(frames)
-    if frames.ndim != 5 or frames.shape[-1] != 3:
-        raise WorldModelError(f"frames must be [futures, T, H, W, 3], got {list(frames.shape)}")
-    n, t, h, w, _ = frames.shape
-    columns = np.unique(np.linspace(0, t - 1, min(t, max_columns)).round().astype(int))
-    sheet = np.full((n * (h + pad) + pad, len(columns) * (w + pad) + pad, 3), 255, np.uint8)
-    for row in range(n):
-        for col, step in enumerate(columns):
-            y, x = pad + row * (h + pad), pad + col * (w + pad)
-            sheet[y : y + h, x : x + w] = frames[row, step]
-    return sheet
-
-
-def tile_futures(frames_at_t: np.ndarray, pad: int = 2) -> np.ndarray:
-    """[n, H, W, 3] -> one near-square mosaic of the n futures at one time step."""
-    n, h, w, _ = frames_at_t.shape
-    cols = int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    mosaic = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
-    for i in range(n):
-        y, x = pad + (i // cols) * (h + pad), pad + (i % cols) * (w + pad)
-        mosaic[y : y + h, x : x + w] = frames_at_t[i]
-    return mosaic
+    if frames.ndim != 5 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise WorldModelError(
+            f"frames must be uint8 [futures, T, H, W, 3], got {frames.dtype} {list(frames.shape)}"
+        )
+    n, t = frames.shape[:2]
+    steps = np.unique(np.linspace(0, t - 1, min(t, max_columns)).round().astype(int))
+    return image_grid(
+        [[frames[row, step] for step in steps] for row in range(n)],
+        row_labels=[f"future {row}" for row in range(n)],
+        col_labels=[f"t={step}" for step in steps],
+        cell_width=cell_width,
+    )
 
 
 def write_multiverse(
@@ -118,40 +111,26 @@ def write_multiverse(
     mp4_path: str | Path | None = None,
     *,
     fps: float = 10,
-    scale: int = 1,
+    max_columns: int = 16,
+    cell_width: int = 96,
 ) -> dict[str, Path]:
-    """Write the futures × time grid as PNG and, optionally, an mp4 of all futures tiled."""
-    import cv2
-
+    """Write the futures × time grid as PNG and, optionally, an mp4 with all futures tiled
+    side by side (one video frame per time step)."""
     frames = np.asarray(frames)
-    if scale > 1:
-        frames = frames.repeat(scale, axis=2).repeat(scale, axis=3)
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(png_path), cv2.cvtColor(grid_image(frames), cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {png_path}; check the folder is writable")
-    written = {"png": png_path}
+    written = {"png": save_png(png_path, grid_image(frames, max_columns, cell_width))}
     if mp4_path is not None:
+        n = frames.shape[0]
+        cols = int(np.ceil(np.sqrt(n)))
+        tiles = []
+        for t in range(frames.shape[1]):
+            cells = list(frames[:, t])
+            tile = image_grid(
+                [cells[r : r + cols] for r in range(0, n, cols)], cell_width=cell_width
+            )
+            tiles.append(np.pad(tile, ((0, tile.shape[0] % 2), (0, tile.shape[1] % 2), (0, 0))))
         mp4_path = Path(mp4_path)
-        write_mp4([tile_futures(frames[:, t]) for t in range(frames.shape[1])], mp4_path, fps)
-        written["mp4"] = mp4_path
+        mp4_path.parent.mkdir(parents=True, exist_ok=True)
+        written["mp4"] = write_video(mp4_path, np.stack(tiles), fps)
     return written
-
-
-def write_mp4(frames: list[np.ndarray], path: Path, fps: float) -> None:
-    """H.264 mp4 (yuv420p; sides padded to even sizes) written through PyAV."""
-    import av
-
-    h, w = frames[0].shape[:2]
-    even_h, even_w = h + h % 2, w + w % 2
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=int(round(fps)))
-        stream.width, stream.height, stream.pix_fmt = even_w, even_h, "yuv420p"
-        for frame in frames:
-            padded = np.zeros((even_h, even_w, 3), np.uint8)
-            padded[:h, :w] = frame
-            for packet in stream.encode(av.VideoFrame.from_ndarray(padded, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)

@@ -176,7 +176,8 @@ class LearnedVectorEnv(VectorEnv):
             ended = terminated | truncated
             if ended.any():
                 final_obs = np.empty(self.num_envs, dtype=object)
-                final_obs[ended] = list(obs[ended])
+                for lane in np.flatnonzero(ended):  # info only; the model call is batched
+                    final_obs[lane] = obs[lane].copy()
                 info["final_obs"], info["_final_obs"] = final_obs, ended
                 info["final_info"] = {"success": success.copy(), "_success": ended.copy()}
                 info["_final_info"] = ended
