@@ -5,8 +5,8 @@ wins). The value of a pixel is its depth along the optical axis d (metres), clip
 [0, max_m] and scaled d / max_m · 255: **far is bright**, no return is black. Points nearer
 than min_m are dropped (they are the ego vehicle or noise). The image is then dilated with a
 dilate_px × dilate_px square so that each return covers a few pixels; where dilated returns
-overlap, the nearer one wins. Pixel coordinates have their origin at the top-left corner of
-the image (pixel (u, v) covers [u, u+1) × [v, v+1)), matching K with c = (W/2, H/2).
+overlap, the nearer one wins. Pixel centres sit at integer coordinates (OpenCV, as the
+bridges' K), so a point lands in pixel round(K · x_cam / z).
 Accumulating ±2 sweeps (at 10 Hz) densifies the image: pass several sweeps, already in world
 coordinates, or use `lidar_control_clip` for a whole clip.
 """
@@ -48,8 +48,8 @@ def lidar_depth(
     keep = z >= min_m
     cam, z = cam[keep], z[keep]
     uvw = cam @ K.T
-    u = np.floor(uvw[:, 0] / z).astype(np.int64)
-    v = np.floor(uvw[:, 1] / z).astype(np.int64)
+    u = np.floor(uvw[:, 0] / z + 0.5).astype(np.int64)
+    v = np.floor(uvw[:, 1] / z + 0.5).astype(np.int64)
     inside = (u >= 0) & (u < width) & (v >= 0) & (v < height)
     flat = v[inside] * width + u[inside]
     depth = np.full(height * width, np.inf, dtype=np.float32)

@@ -25,7 +25,7 @@ Palette = dict[int, tuple[int, int, int]]
 BACKGROUND_ID = 0
 BACKGROUND_RGB = (0, 0, 0)
 PALETTE_FORMAT = "cosmos-sim-seg-palette"
-_DENSE_LUT_MAX_ID = 1 << 22  # above this, map ids through np.unique instead of a lookup table
+_DENSE_LUT_MAX_ID = 1 << 22  # above this, look ids up by binary search, not a dense table
 
 
 def _draw(rng: np.random.Generator) -> tuple[int, int, int]:
@@ -72,8 +72,13 @@ def seg_control(instance_id: np.ndarray, palette: Mapping[int, tuple[int, int, i
         lut = np.zeros((hi + 1, 3), np.uint8)
         lut[present] = _colours(present, palette)
         return lut[ids]
-    uniq, inverse = np.unique(ids, return_inverse=True)
-    return _colours(uniq, palette)[inverse].reshape(*ids.shape, 3)
+    # Sparse large ids (e.g. PyBullet body + link encodings): binary-search the palette keys.
+    keys = np.array(sorted(palette), dtype=np.int64)
+    pos = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
+    known = keys[pos] == ids
+    if not known.all():
+        _colours(np.unique(ids[~known]), palette)  # raises, naming the missing ids
+    return _colours(keys, palette)[pos]
 
 
 def _colours(ids: np.ndarray, palette: Mapping[int, tuple[int, int, int]]) -> np.ndarray:

@@ -264,13 +264,14 @@ def scale_intrinsics(
 ) -> np.ndarray:
     """K for an image resized from `src_size` to `dst_size` (both (W, H)).
 
-    Pixel coordinates have their origin at the top-left corner of the top-left pixel (the
-    convention of a K whose principal point is (W/2, H/2) for a centred camera), so both
-    the focal lengths and the principal point scale with the size.
+    Pixel centres sit at integer coordinates (OpenCV, as the bridges' K), so the image
+    spans [-0.5, W - 0.5]: focal lengths scale with the size and c' = (c + 0.5) · s − 0.5.
     """
     sx = dst_size[0] / src_size[0]
     sy = dst_size[1] / src_size[1]
     out = np.array(K, dtype=np.float64, copy=True)
     out[0, :] *= sx
     out[1, :] *= sy
+    out[0, 2] += 0.5 * sx - 0.5
+    out[1, 2] += 0.5 * sy - 0.5
     return out

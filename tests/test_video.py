@@ -126,8 +126,8 @@ def test_resize_frames_nearest_keeps_ids_and_linear_keeps_depth_range():
     assert resized.dtype == np.float32 and 1 <= resized.min() and resized.max() <= 2
 
 
-def test_scale_intrinsics_scales_focal_length_and_principal_point():
-    K = np.array([[100.0, 0, 64], [0, 100.0, 36], [0, 0, 1]])
+def test_scale_intrinsics_keeps_pixel_centres_at_integers():
+    K = np.array([[100.0, 0, 63.5], [0, 100.0, 35.5], [0, 0, 1]])  # centred, OpenCV
     out = scale_intrinsics(K, (128, 72), (1280, 704))
-    assert out[0, 0] == pytest.approx(1000) and out[0, 2] == pytest.approx(640)
-    assert out[1, 1] == pytest.approx(100 * 704 / 72) and out[1, 2] == pytest.approx(352)
+    assert out[0, 0] == pytest.approx(1000) and out[1, 1] == pytest.approx(100 * 704 / 72)
+    assert out[0, 2] == pytest.approx(639.5) and out[1, 2] == pytest.approx(351.5)
