@@ -376,3 +376,151 @@ def check_on_road(carla_map: Any, trajectory: Trajectory, tolerance_m: float = 0
             f"(nearest lane {gap:.1f} m away); keep every pose on the map's lanes, in the "
             "OpenDRIVE frame (x east, y north)"
         )
+
+
+# ------------------------------------------------------------------ the hdmap command
+
+
+def write_hdmap_clip(
+    xodr: str | Path,
+    out: str | Path,
+    *,
+    rig: str | Path | None = None,
+    trajectory: str | Path | None = None,
+    seconds: float | None = None,
+    version: str = "v3",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Render the HD-map control of an OpenDRIVE map along a trajectory, with no server.
+
+    Writes `hdmap.mp4` (one camera; a labelled grid of all views for a multi-camera rig,
+    plus `hdmap_<camera>.mp4` each), `contact_sheet.png`, `poses.json` (per-frame ego and
+    camera poses, K) and, for a 7-view or 6-view rig, the Transfer 2.5 / Transfer 1
+    multiview spec. Single views are written at the Cosmos bucket size and 16 fps;
+    multiview rigs at 10 fps (Transfer 2.5: 1280×720).
+    """
+    from cosmos_sim.bridges.carla_rig import Rig, default_rig, load_rig
+    from cosmos_sim.controls import multiview as mv
+    from cosmos_sim.controls.hdmap import compile_scene, render_hdmap
+    from cosmos_sim.controls.spec import write_spec_json
+    from tqdm import tqdm
+
+    from cosmos_sim.episode import ensure_empty_dir, write_json_atomic
+    from cosmos_sim.imaging import image_grid, save_png
+    from cosmos_sim.video import COSMOS_FPS, VideoWriter, bucket_size, resample_indices
+
+    the_rig: Rig = default_rig() if rig is None else load_rig(rig)
+    carla_map = load_opendrive(xodr)
+    views = {cam.name: cam.view or cam.name for cam in the_rig.cameras}
+    layout = mv.rig_views(views)
+    fps = float(mv.TRANSFER25_MULTIVIEW_FPS if layout else COSMOS_FPS)
+    if seconds is not None and seconds <= 0:
+        raise SpecError(f"--seconds must be > 0, got {seconds}")
+    default_frames = mv.TRANSFER1_FRAMES_PER_VIEW if layout else 93
+    num_frames = default_frames if seconds is None else max(1, round(seconds * fps))
+    if trajectory is None:
+        traj = default_trajectory(carla_map, num_frames, fps)
+    else:
+        traj = load_trajectory(trajectory)
+        check_on_road(carla_map, traj)
+        picks = resample_indices(len(traj.poses), traj.fps, fps)
+        if seconds is not None:
+            picks = picks[:num_frames]
+        traj = Trajectory([traj.poses[i] for i in picks], fps, traj.source)
+    cameras = []
+    for cam in the_rig.cameras:
+        if layout == "transfer25":
+            size = mv.TRANSFER25_MULTIVIEW_SIZE
+        else:
+            size = bucket_size(cam.width, cam.height)
+        K = cam.K.copy()
+        K[0] *= size[0] / cam.width
+        K[1] *= size[1] / cam.height
+        cameras.append((cam, K, size))
+    scene = compile_scene(map_geometry(carla_map), version)
+
+    out = ensure_empty_dir(out, "hdmap output folder")
+    single = len(cameras) == 1
+    writers = {
+        cam.name: VideoWriter(out / ("hdmap.mp4" if single else f"hdmap_{cam.name}.mp4"), fps)
+        for cam, _, _ in cameras
+    }
+    grid_writer = None if single else VideoWriter(out / "hdmap.mp4", fps)
+    sheet_at = set(np.linspace(0, len(traj.poses) - 1, min(4, len(traj.poses))).round().astype(int))
+    sheet_rows, frames_json = [], []
+    try:
+        for index, ego_pose in enumerate(tqdm(traj.poses, desc="hdmap", disable=not progress)):
+            images, cams_json = [], {}
+            for cam, K, (w, h) in cameras:
+                cam_to_world = ego_pose @ cam.cam_to_body
+                image = render_hdmap(scene, K, cam_to_world, w, h)
+                writers[cam.name].write(image)
+                images.append(image)
+                cams_json[cam.name] = {
+                    "K": np.round(K, 6).tolist(),
+                    "cam_to_world": np.round(cam_to_world, 6).tolist(),
+                    "width": w,
+                    "height": h,
+                }
+            if grid_writer is not None:
+                grid_writer.write(_even(image_grid(_rows(images, 4), cell_width=480)))
+            if index in sheet_at:
+                sheet_rows.append(images)
+            frames_json.append(
+                {
+                    "index": index,
+                    "t": index / fps,
+                    "ego_to_world": np.round(ego_pose, 6).tolist(),
+                    "cameras": cams_json,
+                }
+            )
+    finally:
+        for writer in [*writers.values(), grid_writer]:
+            if writer is not None:
+                writer.close()
+    names = [cam.name for cam, _, _ in cameras]
+    sheet = image_grid(
+        sheet_rows,
+        col_labels=names,
+        row_labels=[f"frame {i}" for i in sorted(sheet_at)],
+        cell_width=480 if single else 320,
+    )
+    written: dict[str, Any] = {
+        "video": out / "hdmap.mp4",
+        "contact_sheet": save_png(out / "contact_sheet.png", sheet),
+        "poses": out / "poses.json",
+        "frames": len(traj.poses),
+        "fps": fps,
+    }
+    write_json_atomic(
+        out / "poses.json",
+        {
+            "map": str(xodr),
+            "frame": "OpenDRIVE/world: right-handed, z up; cameras OpenCV (x right, y down, z fwd)",
+            "fps": fps,
+            "trajectory": traj.source,
+            "version": version,
+            "frames": frames_json,
+        },
+    )
+    by_view = {views[name]: out / f"hdmap_{name}.mp4" for name in names}
+    if layout == "transfer25":
+        spec = mv.transfer25_multiview_spec(
+            Path(xodr).stem, {v: by_view[v] for v in mv.TRANSFER25_VIEWS}, relative_to=out
+        )
+        mv.validate_transfer25_multiview(spec, out)
+        written["spec"] = write_spec_json(spec, out / "multiview_spec.json")
+    elif layout == "transfer1":
+        spec = mv.transfer1_multiview_spec("hdmap", {v: by_view[v] for v in mv.TRANSFER1_VIEWS})
+        written["spec"] = write_spec_json(spec, out / "transfer1_multiview_spec.json")
+    return written
+
+
+def _rows(images: list[np.ndarray], per_row: int) -> list[list[np.ndarray]]:
+    return [images[i : i + per_row] for i in range(0, len(images), per_row)]
+
+
+def _even(image: np.ndarray) -> np.ndarray:
+    """yuv420p needs even sizes; grids have arbitrary ones."""
+    h, w = image.shape[:2]
+    return image[: h - h % 2, : w - w % 2]

@@ -206,5 +206,85 @@ def demo(
         _say("Transfer 2.5 spec", spec)
 
 
+@app.command()
+def serve(
+    bind: Annotated[
+        str, typer.Option(help="ipc:///path or tcp://127.0.0.1:PORT (others need --curve-keys).")
+    ] = "tcp://127.0.0.1:5555",
+    curve_keys: Annotated[
+        Path | None, typer.Option(help="Key folder from `cosmos-sim keygen`: encrypt, and "
+                                  "accept only its authorized_clients.")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Worker threads for the slower methods.")] = 4,
+    data_dir: Annotated[
+        Path, typer.Option(help="Folder that episode paths are relative to.")
+    ] = Path("runs/sidecar"),
+    max_array_mb: Annotated[int, typer.Option(help="Largest array frame in MiB.")] = 256,
+    max_message_mb: Annotated[int, typer.Option(help="Largest request in MiB.")] = 512,
+    max_arrays: Annotated[int, typer.Option(help="Most array frames per request.")] = 64,
+) -> None:
+    """Run the ZeroMQ sidecar (PROTOCOL.md) until SIGINT/SIGTERM or a `shutdown` request."""
+    import signal
+
+    from cosmos_sim.sidecar import Limits, Server
+
+    with user_errors():
+        limits = Limits(max_message_bytes=max_message_mb * 2**20,
+                        max_array_bytes=max_array_mb * 2**20, max_arrays=max_arrays)
+        server = Server(bind, workers=workers, limits=limits, curve_keys=curve_keys,
+                        data_dir=data_dir)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: server.request_stop())
+    typer.echo(f"cosmos-sim sidecar listening on {server.endpoint} "
+               f"({'CURVE' if server.curve else 'no encryption: local only'}, "
+               f"{workers} workers, methods: {', '.join(sorted(server.methods))})", err=True)
+    server.serve_forever()
+    typer.echo("cosmos-sim sidecar stopped", err=True)
+
+
+@app.command()
+def keygen(
+    keys_dir: Annotated[Path, typer.Argument(help="Key folder (created if missing).")],
+    client: Annotated[str, typer.Option(help="Name of the client keypair to add.")] = "client",
+) -> None:
+    """Create sidecar CURVE keys: the server keypair (once) and an authorised client keypair."""
+    from cosmos_sim.sidecar import keygen as make_keys
+
+    with user_errors():
+        paths = make_keys(keys_dir, client)
+    _say("server public key", paths["server_public"])
+    _say("client keypair", paths["client_secret"])
+    _say("authorised as", paths["authorized"])
+    typer.echo(f"serve with: cosmos-sim serve --bind tcp://HOST:PORT --curve-keys {keys_dir}")
+
+
+@app.command()
+def hdmap(
+    xodr: Annotated[Path, typer.Option(help="OpenDRIVE map (.xodr).")],
+    out: Annotated[Path, typer.Option(help="New output folder (must not exist or be empty).")],
+    rig: Annotated[
+        Path | None, typer.Option(help="Rig file (YAML/TOML); default: one front camera.")
+    ] = None,
+    trajectory: Annotated[
+        Path | None, typer.Option(help="Ego trajectory JSON; default: drive the first lane.")
+    ] = None,
+    seconds: Annotated[
+        float | None, typer.Option(help="Clip length; default 93 frames (57 for multiview).")
+    ] = None,
+    version: Annotated[str, typer.Option(help="Colours: v3 (Transfer 2.5) or v1.")] = "v3",
+) -> None:
+    """Render the HD-map control video of an OpenDRIVE map, with no simulator server."""
+    with user_errors():
+        from cosmos_sim.controls.opendrive import write_hdmap_clip
+
+        written = write_hdmap_clip(
+            xodr, out, rig=rig, trajectory=trajectory, seconds=seconds, version=version
+        )
+    typer.echo(f"{written['frames']} frames at {written['fps']:g} fps")
+    for key in ("video", "contact_sheet", "poses", "spec"):
+        if key in written:
+            _say(key.replace("_", " "), written[key])
+
+
 def main() -> None:
     app()
