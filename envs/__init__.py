@@ -22,7 +22,7 @@ _IDS = {
     "cosmos_sim/PushCube-v0": dict(entry_point="cosmos_sim.envs.pushcube:PushCubeEnv"),
     "cosmos_sim/LearnedPushCube-v0": dict(
         entry_point="cosmos_sim.envs.embedded:make_learned_pushcube",
-        vector_entry_point="cosmos_sim.envs.embedded:make_learned_pushcube_vector",
+        vector_entry_point="cosmos_sim.envs.vector:make_learned_pushcube_vector",
     ),
     "cosmos_sim/Learned-v0": dict(
         entry_point="cosmos_sim.envs.learned:make_learned_env",
@@ -41,6 +41,7 @@ _LAZY = {
     "LearnedEnv": "learned",
     "StartFrames": "learned",
     "LearnedVectorEnv": "vector",
+    "vectorize": "vector",
     "branch": "multiverse",
     "rollout": "multiverse",
     "write_multiverse": "multiverse",

@@ -13,23 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cosmos_sim.envs.learned import LearnedCore
-from cosmos_sim.envs.vector import LearnedVectorEnv
+from cosmos_sim.envs.vector import LearnedVectorEnv, core_of
 from cosmos_sim.envs.world_model import WorldModelError
 from gymnasium.vector import AutoresetMode
 
 from cosmos_sim.imaging import image_grid, save_png
 from cosmos_sim.video import write_video
-
-
-def _core_of(env: Any) -> LearnedCore:
-    core = getattr(getattr(env, "unwrapped", env), "core", None)
-    if not isinstance(core, LearnedCore):
-        raise WorldModelError(
-            f"branch needs a LearnedEnv or LearnedVectorEnv (possibly wrapped), got "
-            f"{type(env).__name__}"
-        )
-    return core
 
 
 def branch(
@@ -43,7 +32,7 @@ def branch(
     """n futures of `env`'s current state (lane `lane` of a vector env), ready to step."""
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
         raise WorldModelError(f"branch: n is the number of futures, an int >= 1; got {n!r}")
-    core = _core_of(env)
+    core = core_of(env)
     if core.state is None:
         raise WorldModelError("branch: call reset() on the env first (there is no state yet)")
     if not 0 <= lane < core.num_lanes:

@@ -212,3 +212,44 @@ def make_learned_vector_env(
             "implementing cosmos_sim.envs.world_model.WorldModel)"
         )
     return LearnedVectorEnv(model, num_envs, **kwargs)
+
+
+def core_of(env: Any) -> LearnedCore:
+    """The engine of a LearnedEnv / LearnedVectorEnv, through any wrappers."""
+    core = getattr(getattr(env, "unwrapped", env), "core", None)
+    if not isinstance(core, LearnedCore):
+        raise WorldModelError(
+            f"expected a LearnedEnv or LearnedVectorEnv (possibly wrapped), got "
+            f"{type(getattr(env, 'unwrapped', env)).__name__}"
+        )
+    return core
+
+
+def vectorize(
+    env: Any,
+    num_envs: int,
+    *,
+    autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+) -> LearnedVectorEnv:
+    """A LearnedVectorEnv of `num_envs` lanes with the model and settings of a LearnedEnv."""
+    if not isinstance(num_envs, int) or num_envs < 1:
+        raise WorldModelError(f"num_envs must be an int >= 1, got {num_envs!r}")
+    return LearnedVectorEnv.from_core(
+        core_of(env).spawn(num_envs),
+        autoreset_mode=autoreset_mode,
+        render_mode=getattr(env, "render_mode", None),
+        render_fps=getattr(env, "metadata", {}).get("render_fps", 10),
+    )
+
+
+def make_learned_pushcube_vector(
+    num_envs: int = 1,
+    *,
+    autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+    **kwargs: Any,
+) -> LearnedVectorEnv:
+    """`gymnasium.make_vec("cosmos_sim/LearnedPushCube-v0", num_envs, vectorization_mode=
+    "vector_entry_point")`: the shipped embedded model, all lanes in one batched call."""
+    from cosmos_sim.envs.embedded import make_learned_pushcube
+
+    return vectorize(make_learned_pushcube(**kwargs), num_envs, autoreset_mode=autoreset_mode)
