@@ -495,6 +495,8 @@ def _draw_segments(scene: HDMapScene, view: _View, canvas: Any, line_type: int) 
     )
     on = ~off
     ua, ub, level, idx = ua[on], ub[on], level[on], idx[on]
+    if not len(idx):
+        return
     limit = 2**30 / 2**_SHIFT
     pts = np.clip(np.stack([ua, ub], axis=1), -limit, limit)
     pts = np.round(pts * (1 << _SHIFT)).astype(np.int32)

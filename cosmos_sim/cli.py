@@ -212,8 +212,11 @@ def serve(
         str, typer.Option(help="ipc:///path or tcp://127.0.0.1:PORT (others need --curve-keys).")
     ] = "tcp://127.0.0.1:5555",
     curve_keys: Annotated[
-        Path | None, typer.Option(help="Key folder from `cosmos-sim keygen`: encrypt, and "
-                                  "accept only its authorized_clients.")
+        Path | None,
+        typer.Option(
+            help="Key folder from `cosmos-sim keygen`: encrypt, and "
+            "accept only its authorized_clients."
+        ),
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker threads for the slower methods.")] = 4,
     data_dir: Annotated[
@@ -229,15 +232,22 @@ def serve(
     from cosmos_sim.sidecar import Limits, Server
 
     with user_errors():
-        limits = Limits(max_message_bytes=max_message_mb * 2**20,
-                        max_array_bytes=max_array_mb * 2**20, max_arrays=max_arrays)
-        server = Server(bind, workers=workers, limits=limits, curve_keys=curve_keys,
-                        data_dir=data_dir)
+        limits = Limits(
+            max_message_bytes=max_message_mb * 2**20,
+            max_array_bytes=max_array_mb * 2**20,
+            max_arrays=max_arrays,
+        )
+        server = Server(
+            bind, workers=workers, limits=limits, curve_keys=curve_keys, data_dir=data_dir
+        )
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: server.request_stop())
-    typer.echo(f"cosmos-sim sidecar listening on {server.endpoint} "
-               f"({'CURVE' if server.curve else 'no encryption: local only'}, "
-               f"{workers} workers, methods: {', '.join(sorted(server.methods))})", err=True)
+    typer.echo(
+        f"cosmos-sim sidecar listening on {server.endpoint} "
+        f"({'CURVE' if server.curve else 'no encryption: local only'}, "
+        f"{workers} workers, methods: {', '.join(sorted(server.methods))})",
+        err=True,
+    )
     server.serve_forever()
     typer.echo("cosmos-sim sidecar stopped", err=True)
 
@@ -328,15 +338,25 @@ def eval_policies(
         from cosmos_sim.envs.policy_eval import evaluate_policies
 
         report = evaluate_policies(
-            policies, real=real, learned=learned, episodes=episodes, out=out, seed=seed,
-            paired_starts=paired_starts, num_envs=num_envs, max_steps=max_steps,
-            bootstrap_samples=bootstrap, real_kwargs=json.loads(real_kwargs),
+            policies,
+            real=real,
+            learned=learned,
+            episodes=episodes,
+            out=out,
+            seed=seed,
+            paired_starts=paired_starts,
+            num_envs=num_envs,
+            max_steps=max_steps,
+            bootstrap_samples=bootstrap,
+            real_kwargs=json.loads(real_kwargs),
             learned_kwargs=json.loads(learned_kwargs),
         )
     typer.echo(f"{'policy':<24} {'real success':>14} {'learned success':>16}")
     for entry in report["policies"]:
-        typer.echo(f"{entry['name']:<24} {entry['real']['success_rate']:>14.2f} "
-                   f"{entry['learned']['success_rate']:>16.2f}")
+        typer.echo(
+            f"{entry['name']:<24} {entry['real']['success_rate']:>14.2f} "
+            f"{entry['learned']['success_rate']:>16.2f}"
+        )
     for key, metrics in report["metrics"].items():
         values = ", ".join(
             f"{name} {'n/a' if metrics[name] is None else format(metrics[name], '.3f')}"
