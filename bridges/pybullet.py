@@ -1,0 +1,641 @@
+"""PyBullet bridge: cameras and LiDARs attached to any PyBullet client and its bodies.
+
+Conventions converted here, once (DESIGN.md):
+
+- **Poses.** `cam_to_world` is the OpenCV camera frame (x right, y down, z forward) in the
+  PyBullet world (right-handed, z up). A sensor mounted on a body rides on that body's URDF
+  link frame (not its centre of mass); the base is link -1.
+- **Intrinsics.** K follows OpenCV: pixel (column u, row v) has its centre at integer
+  coordinates, so a world point projects to pixel `round(K @ x_cam / z)`. The OpenGL
+  projection matrix is built from K (principal point anywhere, skew rejected), so the
+  rendered pixels agree with K exactly.
+- **Depth.** `depth_m` is metric distance along the optical axis (camera z), linearised
+  from the OpenGL z-buffer with the camera's near/far; nothing hit reads as `far_m`.
+- **Instance ids.** From `ER_SEGMENTATION_MASK_OBJECT_AND_LINKINDEX`:
+  `instance_id = 1 + body_id + (link_index + 1) * 2**24`, 0 = nothing hit
+  (`decode_instance_id` inverts it). `class_id` comes from a body → class map; 0 is
+  background.
+- **LiDAR.** `LidarSpec.ray_directions()` in the sensor frame (x forward, y left, z up),
+  cast with `rayTestBatch` in batches of at most 16384 rays from the sensor origin; hits
+  become `points_world`, misses are dropped. Mount a LiDAR clear of its own body's
+  collision shapes: a ray that starts inside one hits it.
+- **Renderer.** The `eglRenderer` plugin (OpenGL through EGL; Mesa llvmpipe on a CPU) is
+  loaded when it loads, else TinyRenderer. The plugin is per client and replaces
+  TinyRenderer for every `getCameraImage` call on that client, so a bridge that must use
+  TinyRenderer needs a client without it.
+
+Built-in scenes (`make_scene`) capture at 16 fps, Cosmos' model rate, so the 16 fps
+resampling of the control videos is the identity; physics runs at 240 Hz underneath.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import pkgutil
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pybullet as p
+from cosmos_sim.bridges.pybullet_scenes import (
+    PHYSICS_HZ,
+    SCENE_WORLDS,
+    SceneWorld,
+    body_name,
+    look_at,
+    pose_matrix,
+)
+
+from cosmos_sim.episode import EpisodeWriter
+from cosmos_sim.types import CameraSpec, LidarSpec, SensorFrame, SpecError
+
+__all__ = [
+    "MAX_RAYS_PER_BATCH",
+    "SCENES",
+    "PyBulletBridge",
+    "Scene",
+    "decode_instance_id",
+    "enable_egl",
+    "gl_projection",
+    "linearize_depth",
+    "link_pose",
+    "look_at",
+    "make_scene",
+    "record_episode",
+]
+
+log = logging.getLogger(__name__)
+
+#: Rays per rayTestBatch call. pybullet's MAX_RAY_INTERSECTION_BATCH_SIZE is 16384, but a
+#: batch of exactly 16384 returns only 16383 results (pybullet 3.2.7), so we stay below it.
+MAX_RAYS_PER_BATCH = 16383
+#: Frames per second the built-in scenes capture at (Cosmos' model rate).
+SCENE_FPS = 16.0
+RENDERERS = ("auto", "egl", "tiny")
+_INSTANCE_LINK_SHIFT = 24
+_BODY_MASK = (1 << _INSTANCE_LINK_SHIFT) - 1
+# OpenCV camera axes -> OpenGL camera axes (y up, looking down -z): flip y and z.
+_CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
+
+# Client id -> eglRenderer plugin id while loaded, or None once unloaded (PyBullet crashes
+# when the plugin is loaded a second time into one connection). Absent: never loaded.
+_EGL_PLUGINS: dict[int, int | None] = {}
+_NEVER_LOADED = object()
+
+
+# -- geometry -------------------------------------------------------------------------------
+
+
+def gl_projection(
+    K: np.ndarray, width: int, height: int, near_m: float, far_m: float
+) -> np.ndarray:
+    """4×4 OpenGL projection whose pixel centres match OpenCV K exactly (row 0 at the top)."""
+    K = np.asarray(K, dtype=np.float64)
+    if abs(K[0, 1]) > 1e-9 or np.any(np.abs(K[2] - [0, 0, 1]) > 1e-9) or K[1, 0] != 0:
+        raise SpecError(
+            "CameraSpec.K: PyBullet renders a pinhole without skew; K must be "
+            "[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]"
+        )
+    fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
+    if fx <= 0 or fy <= 0:
+        raise SpecError(f"CameraSpec.K: focal lengths must be > 0, got fx={fx}, fy={fy}")
+    # Window x of pixel u's centre is u + 0.5 (OpenGL samples pixel centres), so
+    # x_ndc = 2 (u + 0.5) / W - 1; rows count down from the top: y_ndc = 1 - 2 (v + 0.5) / H.
+    return np.array(
+        [
+            [2 * fx / width, 0, 1 - 2 * (cx + 0.5) / width, 0],
+            [0, 2 * fy / height, 2 * (cy + 0.5) / height - 1, 0],
+            [0, 0, -(far_m + near_m) / (far_m - near_m), -2 * far_m * near_m / (far_m - near_m)],
+            [0, 0, -1, 0],
+        ]
+    )
+
+
+def linearize_depth(zbuffer: np.ndarray, near_m: float, far_m: float) -> np.ndarray:
+    """Metric depth along the optical axis from an OpenGL [0, 1] z-buffer (1 -> far_m)."""
+    z = np.asarray(zbuffer, dtype=np.float64)
+    depth = far_m * near_m / (far_m - (far_m - near_m) * z)
+    return np.clip(depth, near_m, far_m).astype(np.float32)
+
+
+def decode_instance_id(instance_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(body_id, link_index) per pixel from the bridge's instance ids; -1, -2 where 0."""
+    ids = np.asarray(instance_id, dtype=np.int64) - 1
+    body = np.where(ids >= 0, ids & _BODY_MASK, -1)
+    link = np.where(ids >= 0, (ids >> _INSTANCE_LINK_SHIFT) - 1, -2)
+    return body, link
+
+
+def link_pose(client_id: int, body: int, link: int = -1) -> np.ndarray:
+    """4×4 world pose of a body's URDF link frame (link -1 is the base), not its COM."""
+    if link == -1:
+        pos, orn = p.getBasePositionAndOrientation(body, physicsClientId=client_id)
+        inertial_pos, inertial_orn = p.getDynamicsInfo(body, -1, physicsClientId=client_id)[3:5]
+        com = pose_matrix(pos, orn)
+        return com @ np.linalg.inv(pose_matrix(inertial_pos, inertial_orn))
+    state = p.getLinkState(body, link, computeForwardKinematics=True, physicsClientId=client_id)
+    return pose_matrix(state[4], state[5])
+
+
+# -- the bridge -----------------------------------------------------------------------------
+
+
+class PyBulletBridge:
+    """Attach cameras and LiDARs to any PyBullet client id (a user's own sim) and its bodies.
+
+    Args:
+        client_id: a connected PyBullet client (`p.connect(...)`'s return value).
+        cameras: the cameras to render each tick.
+        lidars: the LiDARs to cast each tick.
+        mounts: sensor name -> body id, or (body id, link index), that the sensor rides on;
+            a sensor not named here is fixed in the world (its `cam_to_body` /
+            `lidar_to_body` is then its pose in the world).
+        body_classes: body id -> class id (>= 0; 0 reads as background). Bodies not in the
+            map get class 0. Default: one class per distinct body name (URDF robot name),
+            numbered from 1 in body-id order; bodies created later join at capture time.
+        class_names: class id -> name; default names come from the bodies (or "class<k>").
+        renderer: "auto" (EGL when it loads, else TinyRenderer), "egl" or "tiny".
+    """
+
+    def __init__(
+        self,
+        client_id: int,
+        cameras: Sequence[CameraSpec],
+        lidars: Sequence[LidarSpec] = (),
+        *,
+        mounts: Mapping[str, int | tuple[int, int]] | None = None,
+        body_classes: Mapping[int, int] | None = None,
+        class_names: Mapping[int, str] | None = None,
+        renderer: str = "auto",
+    ) -> None:
+        if not isinstance(client_id, int | np.integer) or not p.isConnected(
+            physicsClientId=int(client_id)
+        ):
+            raise SpecError(
+                f"PyBulletBridge.client_id: {client_id!r} is not a connected PyBullet client; "
+                "pass the id that p.connect() returned"
+            )
+        if renderer not in RENDERERS:
+            raise SpecError(f"PyBulletBridge.renderer: {renderer!r} is not one of {RENDERERS}")
+        self.client_id = int(client_id)
+        self.cameras = list(cameras)
+        self.lidars = list(lidars)
+        self._check_sensors()
+        self._mounts = self._check_mounts(dict(mounts or {}))
+        self.class_names: dict[int, str] = {}
+        self._classes(body_classes, class_names)
+        self._projections = {
+            cam.name: gl_projection(cam.intrinsics, cam.width, cam.height, cam.near_m, cam.far_m)
+            .T.ravel()
+            .tolist()
+            for cam in self.cameras
+        }
+        self._rays = {lidar.name: lidar.ray_directions() * lidar.range_m for lidar in self.lidars}
+        self._owns_egl = False
+        self.renderer = self._start_renderer(renderer)
+        log.info("PyBullet client %d renders with %s", self.client_id, self.renderer)
+
+    # -- validation -----------------------------------------------------------------------
+
+    def _check_sensors(self) -> None:
+        for cam in self.cameras:
+            if not isinstance(cam, CameraSpec):
+                raise SpecError(f"PyBulletBridge.cameras: expected CameraSpec, got {cam!r}")
+        for lidar in self.lidars:
+            if not isinstance(lidar, LidarSpec):
+                raise SpecError(f"PyBulletBridge.lidars: expected LidarSpec, got {lidar!r}")
+        names = [c.name for c in self.cameras] + [lidar.name for lidar in self.lidars]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise SpecError(
+                f"PyBulletBridge: sensor names must be unique, {dupes} used more than once; "
+                "rename the cameras/LiDARs"
+            )
+        if not names:
+            raise SpecError("PyBulletBridge: give at least one camera or LiDAR")
+
+    def _existing_bodies(self) -> list[int]:
+        c = self.client_id
+        return [
+            p.getBodyUniqueId(i, physicsClientId=c)
+            for i in range(p.getNumBodies(physicsClientId=c))
+        ]
+
+    def _check_mounts(self, mounts: dict[str, Any]) -> dict[str, tuple[int, int]]:
+        sensors = {c.name for c in self.cameras} | {lidar.name for lidar in self.lidars}
+        bodies = set(self._existing_bodies())
+        checked = {}
+        for name, mount in mounts.items():
+            if name not in sensors:
+                raise SpecError(
+                    f"PyBulletBridge.mounts: {name!r} is not a sensor; "
+                    f"sensors are {sorted(sensors)}"
+                )
+            body, link = (mount, -1) if isinstance(mount, int | np.integer) else tuple(mount)
+            if body not in bodies:
+                raise SpecError(
+                    f"PyBulletBridge.mounts[{name!r}]: body {body} does not exist in client "
+                    f"{self.client_id} (bodies: {sorted(bodies)})"
+                )
+            num_links = p.getNumJoints(body, physicsClientId=self.client_id)
+            if not -1 <= link < num_links:
+                raise SpecError(
+                    f"PyBulletBridge.mounts[{name!r}]: body {body} has links -1..{num_links - 1}, "
+                    f"not {link}"
+                )
+            checked[name] = (int(body), int(link))
+        return checked
+
+    def _classes(
+        self, body_classes: Mapping[int, int] | None, class_names: Mapping[int, str] | None
+    ) -> None:
+        self._default_classes = body_classes is None
+        self._class_by_name: dict[str, int] = {}
+        self._bodies_seen = -1
+        self._user_names = {int(k): str(v) for k, v in (class_names or {}).items()}
+        self._body_classes: dict[int, int] = {}
+        if body_classes is None:
+            self._refresh_default_classes()
+            return
+        bodies = set(self._existing_bodies())
+        for body, cls in body_classes.items():
+            if body not in bodies:
+                raise SpecError(
+                    f"PyBulletBridge.body_classes: body {body} does not exist in client "
+                    f"{self.client_id} (bodies: {sorted(bodies)})"
+                )
+            if not isinstance(cls, int | np.integer) or cls < 0:
+                raise SpecError(
+                    f"PyBulletBridge.body_classes[{body}]: class ids are ints >= 0, got {cls!r}"
+                )
+            self._body_classes[int(body)] = int(cls)
+        names = {k: f"class{k}" for k in set(self._body_classes.values())}
+        self._set_class_names(names)
+
+    def _refresh_default_classes(self) -> None:
+        """One class per body name, numbered from 1 in order of first sight; new bodies join."""
+        count = p.getNumBodies(physicsClientId=self.client_id)
+        if count == self._bodies_seen:
+            return
+        self._bodies_seen = count
+        for body in self._existing_bodies():
+            name = body_name(self.client_id, body)
+            cls = self._class_by_name.setdefault(name, len(self._class_by_name) + 1)
+            self._body_classes[body] = cls
+        self._set_class_names({k: n for n, k in self._class_by_name.items()})
+
+    def _set_class_names(self, names: dict[int, str]) -> None:
+        names.update(self._user_names)
+        names.setdefault(0, "background")
+        self.class_names = dict(sorted(names.items()))
+        # Index body_id -> class; the extra last slot serves "nothing hit" and unknown bodies.
+        lut = np.zeros(max(self._body_classes, default=-1) + 2, dtype=np.int32)
+        for body, cls in self._body_classes.items():
+            lut[body] = cls
+        self._class_lut = lut
+
+    # -- renderer -------------------------------------------------------------------------
+
+    def _start_renderer(self, renderer: str) -> str:
+        c = self.client_id
+        state = _EGL_PLUGINS.get(c, _NEVER_LOADED)
+        if renderer == "tiny":
+            if isinstance(state, int):
+                raise SpecError(
+                    f"PyBulletBridge.renderer: 'tiny' was asked for, but eglRenderer is loaded "
+                    f"on client {c} and replaces TinyRenderer there; use a separate client"
+                )
+            return "tiny"
+        if isinstance(state, int):
+            return "egl"
+        if p.getConnectionInfo(physicsClientId=c)["connectionMethod"] == p.GUI:
+            why_not = "a GUI client draws through its own OpenGL window"
+        elif state is None:
+            why_not = (
+                "eglRenderer was unloaded from this client, and PyBullet crashes when it is "
+                "loaded twice into one connection"
+            )
+        elif p.getNumBodies(physicsClientId=c) > 0:
+            why_not = (
+                "the client already has bodies and the EGL renderer only draws bodies created "
+                "after it loads; call cosmos_sim.bridges.pybullet.enable_egl(client_id) right "
+                "after p.connect()"
+            )
+        elif enable_egl(c):
+            self._owns_egl = True
+            return "egl"
+        else:
+            why_not = "the eglRenderer plugin did not load on this machine (no EGL/Mesa?)"
+        if renderer == "egl":
+            raise SpecError(f"PyBulletBridge.renderer='egl': {why_not}; or pass renderer='tiny'")
+        log.info("PyBullet client %d renders with TinyRenderer: %s", c, why_not)
+        return "tiny"
+
+    def close(self) -> None:
+        """Unload eglRenderer if this bridge loaded it (the client then renders with Tiny)."""
+        if not self._owns_egl:
+            return
+        self._owns_egl = False
+        plugin = _EGL_PLUGINS.get(self.client_id)
+        if isinstance(plugin, int) and p.isConnected(physicsClientId=self.client_id):
+            with _quiet_stdout():
+                p.unloadPlugin(plugin, physicsClientId=self.client_id)
+            _EGL_PLUGINS[self.client_id] = None
+
+    def __enter__(self) -> PyBulletBridge:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+    @property
+    def mounts(self) -> dict[str, tuple[int, int]]:
+        """Sensor name -> (body id, link index) it rides on; world-fixed sensors are absent."""
+        return dict(self._mounts)
+
+    # -- capture --------------------------------------------------------------------------
+
+    def sensor_to_world(
+        self, name: str, sensor_to_body: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(sensor pose, mount pose or None) in the world for a sensor's mount."""
+        mount = self._mounts.get(name)
+        if mount is None:
+            return sensor_to_body, None
+        try:
+            body_to_world = link_pose(self.client_id, *mount)
+        except p.error as exc:
+            raise RuntimeError(
+                f"sensor {name!r} is mounted on body {mount[0]} link {mount[1]}, which no "
+                f"longer exists in client {self.client_id}"
+            ) from exc
+        return body_to_world @ sensor_to_body, body_to_world
+
+    def capture(self, frame_index: int, sim_time_s: float) -> list[SensorFrame]:
+        """One tick: a SensorFrame per camera (rgb, depth_m, ids) and per LiDAR (points)."""
+        frames = [self._render(cam, frame_index, sim_time_s) for cam in self.cameras]
+        frames += [self._cast(lidar, frame_index, sim_time_s) for lidar in self.lidars]
+        return frames
+
+    def _render(self, cam: CameraSpec, frame_index: int, sim_time_s: float) -> SensorFrame:
+        cam_to_world, ego = self.sensor_to_world(cam.name, cam.cam_to_body_matrix)
+        view = np.linalg.inv(cam_to_world @ _CV_TO_GL)
+        flags = p.ER_SEGMENTATION_MASK_OBJECT_AND_LINKINDEX
+        _, _, rgba, zbuffer, seg = p.getCameraImage(
+            cam.width,
+            cam.height,
+            viewMatrix=view.T.ravel().tolist(),
+            projectionMatrix=self._projections[cam.name],
+            renderer=p.ER_BULLET_HARDWARE_OPENGL if self.renderer == "egl" else p.ER_TINY_RENDERER,
+            flags=flags,
+            physicsClientId=self.client_id,
+        )
+        hw = (cam.height, cam.width)
+        rgb = np.asarray(rgba, dtype=np.uint8).reshape(*hw, 4)[..., :3]
+        seg = np.asarray(seg, dtype=np.int32).reshape(hw)
+        depth = linearize_depth(
+            np.asarray(zbuffer, dtype=np.float32).reshape(hw), cam.near_m, cam.far_m
+        )
+        return SensorFrame(
+            sensor=cam.name,
+            frame_index=frame_index,
+            sim_time_s=sim_time_s,
+            cam_to_world=cam_to_world,
+            ego_to_world=ego,
+            camera=cam,
+            K=cam.intrinsics,
+            rgb=np.ascontiguousarray(rgb),
+            depth_m=depth,
+            instance_id=seg + 1,  # -1 (nothing) -> 0; see the module docstring
+            class_id=self._class_of(seg),
+        )
+
+    def _class_of(self, seg: np.ndarray) -> np.ndarray:
+        if self._default_classes:
+            self._refresh_default_classes()
+        lut = self._class_lut
+        body = np.where(seg >= 0, seg & _BODY_MASK, len(lut) - 1)
+        return lut[np.minimum(body, len(lut) - 1)]
+
+    def _cast(self, lidar: LidarSpec, frame_index: int, sim_time_s: float) -> SensorFrame:
+        lidar_to_world, ego = self.sensor_to_world(lidar.name, np.array(lidar.lidar_to_body))
+        origin = lidar_to_world[:3, 3]
+        ends = self._rays[lidar.name] @ lidar_to_world[:3, :3].T + origin
+        own_body = self._mounts.get(lidar.name, (-1, -1))[0]
+        points = []
+        for start in range(0, len(ends), MAX_RAYS_PER_BATCH):
+            chunk = ends[start : start + MAX_RAYS_PER_BATCH]
+            # Lists, not arrays: pybullet 3.2.7 silently returns no hits for ndarray input.
+            hits = p.rayTestBatch(
+                np.broadcast_to(origin, chunk.shape).tolist(),
+                chunk.tolist(),
+                numThreads=0,
+                physicsClientId=self.client_id,
+            )
+            if len(hits) != len(chunk):
+                raise RuntimeError(
+                    f"rayTestBatch returned {len(hits)} results for {len(chunk)} rays"
+                )
+            # Returns from the body the LiDAR rides on are dropped, like a driver's ego mask.
+            points.extend(hit[3] for hit in hits if hit[0] >= 0 and hit[0] != own_body)
+        return SensorFrame(
+            sensor=lidar.name,
+            frame_index=frame_index,
+            sim_time_s=sim_time_s,
+            cam_to_world=lidar_to_world,
+            ego_to_world=ego,
+            lidar=lidar,
+            points_world=np.array(points, dtype=np.float32).reshape(-1, 3),
+        )
+
+
+def enable_egl(client_id: int) -> bool:
+    """Load the eglRenderer plugin into a new client; returns whether it loaded.
+
+    Call it right after `p.connect(p.DIRECT)`, before creating any body: the plugin only draws
+    bodies created after it loads, and loading it late also hides the bodies that exist from
+    TinyRenderer. Calling it again on the same client is a no-op.
+    """
+    state = _EGL_PLUGINS.get(client_id, _NEVER_LOADED)
+    if state is not _NEVER_LOADED:
+        return state is not None
+    if p.getNumBodies(physicsClientId=client_id) > 0:
+        raise SpecError(
+            f"enable_egl: client {client_id} already has bodies, which the EGL renderer would "
+            "not draw; call enable_egl right after p.connect(), before loading anything"
+        )
+    loader = pkgutil.get_loader("eglRenderer")
+    if loader is None:
+        return False
+    with _quiet_stdout():
+        plugin = p.loadPlugin(
+            loader.get_filename(), "_eglRendererPlugin", physicsClientId=client_id
+        )
+    if plugin < 0:
+        return False
+    _EGL_PLUGINS[client_id] = plugin
+    return True
+
+
+def _forget_client(client_id: int) -> None:
+    """Drop what we know of a client's renderer once it is disconnected (its id is reused)."""
+    _EGL_PLUGINS.pop(client_id, None)
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Silence the C-level stdout chatter of the EGL plugin (GL vendor strings)."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+# -- built-in scenes ------------------------------------------------------------------------
+
+
+class Scene:
+    """A built-in world with its own scripted motion, and a bridge attached to it."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        seed: int = 0,
+        width: int = 1280,
+        height: int = 704,
+        renderer: str = "auto",
+    ) -> None:
+        self.name = name
+        self.seed = seed
+        self.fps = SCENE_FPS
+        if renderer not in RENDERERS:
+            raise SpecError(f"make_scene.renderer: {renderer!r} is not one of {RENDERERS}")
+        self.client_id = p.connect(p.DIRECT)
+        try:
+            if renderer != "tiny":
+                enable_egl(self.client_id)  # before any body: EGL only draws later bodies
+            self.world: SceneWorld = SCENE_WORLDS[name](
+                self.client_id, np.random.default_rng(seed), width, height
+            )
+            self.bridge = PyBulletBridge(
+                self.client_id,
+                self.world.cameras,
+                self.world.lidars,
+                mounts=self.world.mounts,
+                body_classes=self.world.body_classes,
+                class_names=self.world.class_names,
+                renderer=renderer,
+            )
+        except BaseException:
+            p.disconnect(physicsClientId=self.client_id)
+            _forget_client(self.client_id)
+            raise
+        self.frame_index = 0
+        self._substeps = round(PHYSICS_HZ / self.fps)
+
+    @property
+    def cameras(self) -> list[CameraSpec]:
+        return self.bridge.cameras
+
+    @property
+    def lidars(self) -> list[LidarSpec]:
+        return self.bridge.lidars
+
+    @property
+    def sim_time_s(self) -> float:
+        return self.frame_index / self.fps
+
+    def step(self) -> None:
+        """Advance the simulation by 1/fps: scripted motion, then physics at 240 Hz."""
+        start = self.sim_time_s
+        for i in range(1, self._substeps + 1):
+            self.world.control(start + i / PHYSICS_HZ)
+            p.stepSimulation(physicsClientId=self.client_id)
+        self.frame_index += 1
+
+    def tick_data(self) -> dict[str, Any]:
+        """The scene's state and scripted action at this tick (arrays), for the episode."""
+        return self.world.tick_data()
+
+    def rig(self) -> dict[str, Any]:
+        """Which body each sensor rides on, by name, for the episode manifest."""
+        return {
+            name: {"body": body_name(self.client_id, body), "body_id": body, "link": link}
+            for name, (body, link) in self.bridge.mounts.items()
+        }
+
+    def close(self) -> None:
+        if p.isConnected(physicsClientId=self.client_id):
+            self.bridge.close()
+            with _quiet_stdout():
+                p.disconnect(physicsClientId=self.client_id)
+            _forget_client(self.client_id)
+
+    def __enter__(self) -> Scene:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+
+#: Built-in scene names -> their world builders (see pybullet_scenes).
+SCENES = SCENE_WORLDS
+
+
+def make_scene(
+    name: str, *, seed: int = 0, width: int = 1280, height: int = 704, renderer: str = "auto"
+) -> Scene:
+    """Build a built-in scene (`tabletop`, `street`) in a new DIRECT client."""
+    if name not in SCENES:
+        raise SpecError(f"scene {name!r} is not known; choose one of {sorted(SCENES)}")
+    return Scene(name, seed=seed, width=width, height=height, renderer=renderer)
+
+
+def record_episode(scene: Scene, seconds: float, out: str | Path, *, progress: bool = True) -> Path:
+    """Capture `seconds` of a scene (a tick every 1/fps, from its current state) to `out`."""
+    if not seconds > 0 or not math.isfinite(seconds):
+        raise SpecError(f"record_episode.seconds: must be a finite number > 0, got {seconds}")
+    ticks = max(1, round(seconds * scene.fps))
+    writer = EpisodeWriter(
+        out,
+        cameras=scene.cameras,
+        lidars=scene.lidars,
+        fps=scene.fps,
+        simulator="pybullet",
+        scene=scene.name,
+        seed=scene.seed,
+        class_names=scene.bridge.class_names,
+        meta={
+            "renderer": scene.bridge.renderer,
+            "physics_hz": PHYSICS_HZ,
+            "rig": scene.rig(),
+            "instance_id": "1 + body_id + (link_index + 1) * 2**24; 0 = nothing hit",
+            "pybullet_api_version": p.getAPIVersion(),
+        },
+    )
+    from tqdm import tqdm
+
+    with writer:
+        for index in tqdm(
+            range(ticks), desc=f"capture {scene.name}", unit="tick", disable=not progress
+        ):
+            frames = scene.bridge.capture(index, scene.sim_time_s)
+            writer.append(frames, data=scene.tick_data())
+            if index + 1 < ticks:
+                scene.step()
+    return writer.path
