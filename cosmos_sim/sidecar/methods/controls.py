@@ -1,0 +1,141 @@
+"""Frames in, Cosmos control frames out, per tick: the functions of cosmos_sim.controls."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from cosmos_sim.controls import (
+    EDGE_PRESETS,
+    VIS_PRESETS,
+    depth_control,
+    depth_range,
+    edge_control,
+    lidar_control,
+    seg_control,
+    seg_palette,
+    vis_control,
+)
+from cosmos_sim.controls.lidar import LIDAR_DILATE_PX, LIDAR_MAX_M, LIDAR_MIN_M
+from cosmos_sim.sidecar.protocol import ErrorCode, ProtocolError
+from cosmos_sim.sidecar.schema import ArraySpec, Call, Method, Param, Result
+
+#: modality -> the input arrays it needs.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "depth": ("depth_m",),
+    "seg": ("instance_id",),
+    "edge": ("rgb",),
+    "vis": ("rgb",),
+    "lidar": ("points_world",),
+}
+_IMAGES = ("rgb", "depth_m", "instance_id")
+
+
+def controls(call: Call) -> Result:
+    p, arrays = call.params, call.arrays
+    for modality in p["modalities"]:
+        for name in NEEDS[modality]:
+            if name not in arrays:
+                raise ProtocolError(
+                    ErrorCode.BAD_ARRAY, f"modality {modality!r} needs array {name!r}",
+                    f"arrays.{name}", f"send {name} ({CONTROLS_ARRAYS[name].doc}) or drop "
+                    f"{modality!r} from params.modalities",
+                )
+    out: dict[str, np.ndarray] = {}
+    result: dict = {"timings_ms": {}}
+    for modality in dict.fromkeys(p["modalities"]):
+        start = time.perf_counter()
+        if modality == "depth":
+            lo, hi = p["depth_min_m"], p["depth_max_m"]
+            if lo is None or hi is None:
+                auto_lo, auto_hi = depth_range(arrays["depth_m"])
+                lo, hi = auto_lo if lo is None else lo, auto_hi if hi is None else hi
+            out["depth"] = depth_control(arrays["depth_m"], min_m=lo, max_m=hi)
+            result["depth_range_m"] = [lo, hi]
+        elif modality == "seg":
+            ids = arrays["instance_id"]
+            palette = seg_palette(np.unique(ids), p["seg_seed"])
+            out["seg"] = seg_control(ids, palette)
+            result["seg_palette"] = {str(k): list(v) for k, v in palette.items()}
+        elif modality == "edge":
+            out["edge"] = edge_control(arrays["rgb"], p["edge_preset"])
+        elif modality == "vis":
+            out["vis"] = vis_control(arrays["rgb"], p["vis_preset"])
+        elif modality == "lidar":
+            K, cam_to_world = _matrix(p, "K", (3, 3)), _matrix(p, "cam_to_world", (4, 4))
+            height, width = _lidar_size(call)
+            out["lidar"] = lidar_control(
+                [arrays["points_world"]], K, cam_to_world, height, width,
+                max_m=p["lidar_max_m"], min_m=p["lidar_min_m"], dilate_px=p["lidar_dilate_px"],
+            )
+        result["timings_ms"][modality] = (time.perf_counter() - start) * 1e3
+    result["modalities"] = list(out)
+    return result, out
+
+
+def _lidar_size(call: Call) -> tuple[int, int]:
+    for name in _IMAGES:
+        if name in call.arrays:
+            return call.arrays[name].shape[:2]
+    height, width = call.params["height"], call.params["width"]
+    if not (height and width and height > 0 and width > 0):
+        raise ProtocolError(
+            ErrorCode.BAD_PARAMS, "lidar has no image size", "params.height",
+            "send height and width (pixels), or an image array (rgb, depth_m, instance_id)",
+        )
+    return height, width
+
+
+def _matrix(params: dict, name: str, shape: tuple[int, int]) -> np.ndarray:
+    value = params[name]
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = None
+    if arr is None or arr.shape != shape or not np.all(np.isfinite(arr)):
+        raise ProtocolError(
+            ErrorCode.BAD_PARAMS, f"params.{name} is not a finite {shape[0]}×{shape[1]} matrix",
+            f"params.{name}", f"send {name} as {shape[0]} lists of {shape[1]} numbers (row-major)",
+        )
+    return arr
+
+
+CONTROLS_ARRAYS = {
+    "rgb": ArraySpec(("uint8",), ("H", "W", 3), doc="uint8 H×W×3 RGB; for edge and vis"),
+    "depth_m": ArraySpec(("float32",), ("H", "W"),
+                         doc="float32 H×W metres along the optical axis; for depth"),
+    "instance_id": ArraySpec(("int32", "uint8", "uint16", "int64"), ("H", "W"),
+                             doc="int32 H×W instance ids, 0 = background; for seg"),
+    "points_world": ArraySpec(("float32", "float64"), (None, 3),
+                              doc="float32 N×3 LiDAR points in the world frame; for lidar"),
+}
+
+METHODS = [
+    Method(
+        "controls", controls,
+        "Control frames for one tick: one uint8 H×W×3 array per requested modality, named "
+        "after it. Stateless, so safe to retry.",
+        params={
+            "modalities": Param(list, doc="any of depth, seg, edge, vis, lidar",
+                                choices=tuple(NEEDS)),
+            "edge_preset": Param(str, "medium", choices=tuple(EDGE_PRESETS)),
+            "vis_preset": Param(str, "medium", choices=tuple(VIS_PRESETS)),
+            "seg_seed": Param(int, 0, doc="colour seed; a given (seed, id) keeps its colour"),
+            "depth_min_m": Param((float, type(None)), None,
+                                 doc="near limit; null: 1st percentile of this frame"),
+            "depth_max_m": Param((float, type(None)), None,
+                                 doc="far limit; null: 99th percentile of this frame"),
+            "K": Param((list, type(None)), None, doc="3×3 intrinsics (pixels); for lidar"),
+            "cam_to_world": Param((list, type(None)), None,
+                                  doc="4×4 OpenCV camera-to-world pose; for lidar"),
+            "height": Param((int, type(None)), None, doc="lidar image height without images"),
+            "width": Param((int, type(None)), None, doc="lidar image width without images"),
+            "lidar_max_m": Param(float, LIDAR_MAX_M),
+            "lidar_min_m": Param(float, LIDAR_MIN_M),
+            "lidar_dilate_px": Param(int, LIDAR_DILATE_PX),
+        },
+        arrays=CONTROLS_ARRAYS,
+        idempotent=True,
+    ),
+]

@@ -1,0 +1,445 @@
+"""Wire format of the sidecar (PROTOCOL.md): a msgpack header frame, then one raw frame per array.
+
+Everything here is pure functions on bytes and numpy arrays, shared by the server and the
+Python client. Decoding never trusts the peer: sizes are checked before anything is
+allocated, ext types (the only code-carrying msgpack feature) are refused, and every
+failure is a `ProtocolError` that names the field and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import msgpack
+import numpy as np
+
+#: Protocol versions this build speaks, oldest first; `hello` picks the highest common one.
+SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
+PROTOCOL_VERSION = SUPPORTED_VERSIONS[-1]
+
+#: dtypes an array frame may carry. No object, string, void or datetime dtypes.
+ALLOWED_DTYPES: tuple[str, ...] = (
+    "bool",
+    "uint8",
+    "int8",
+    "uint16",
+    "int16",
+    "uint32",
+    "int32",
+    "uint64",
+    "int64",
+    "float16",
+    "float32",
+    "float64",
+)
+BYTE_ORDERS = ("<", ">", "|")
+MAX_NDIM = 8
+MAX_NAME_LEN = 128
+MAX_ID_LEN = 128
+
+REQUEST_KEYS = frozenset({"v", "id", "method", "params", "arrays"})
+DESCRIPTOR_KEYS = frozenset({"name", "dtype", "shape", "order", "frame"})
+_NATIVE_ORDER = "<" if sys.byteorder == "little" else ">"
+
+
+class ErrorCode:
+    """Error codes of an error reply; PROTOCOL.md lists when each is sent."""
+
+    BAD_HEADER = "BAD_HEADER"
+    VERSION_UNSUPPORTED = "VERSION_UNSUPPORTED"
+    HELLO_REQUIRED = "HELLO_REQUIRED"
+    UNKNOWN_METHOD = "UNKNOWN_METHOD"
+    BAD_PARAMS = "BAD_PARAMS"
+    BAD_ARRAY = "BAD_ARRAY"
+    DTYPE_NOT_ALLOWED = "DTYPE_NOT_ALLOWED"
+    SHAPE_MISMATCH = "SHAPE_MISMATCH"
+    TOO_LARGE = "TOO_LARGE"
+    NOT_FOUND = "NOT_FOUND"
+    NOT_READY = "NOT_READY"
+    BUSY = "BUSY"
+    JOB_FAILED = "JOB_FAILED"
+    SHUTTING_DOWN = "SHUTTING_DOWN"
+    INTERNAL = "INTERNAL"
+
+    @classmethod
+    def all(cls) -> list[str]:
+        return [v for k, v in vars(cls).items() if k.isupper()]
+
+
+class ProtocolError(Exception):
+    """A request the server refuses: becomes an error reply (code, message, field, fix)."""
+
+    def __init__(self, code: str, message: str, field: str = "", fix: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.fix = fix
+        self.request_id: int | str | None = None
+        """The id of the request that failed, when its header got that far."""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message, "field": self.field, "fix": self.fix}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-message limits the server enforces (and reports in `hello`)."""
+
+    max_message_bytes: int = 512 * 2**20
+    """Sum of all frames of one request."""
+    max_array_bytes: int = 256 * 2**20
+    """One array frame (a 93-frame 1280×704 RGB clip is 251 MB)."""
+    max_arrays: int = 64
+    """Array frames after the header."""
+    max_header_bytes: int = 2**20
+    """The msgpack header frame."""
+    max_inflight_per_client: int = 64
+    """Requests of one client being worked on at once; more get BUSY."""
+
+    def __post_init__(self) -> None:
+        for key, value in asdict(self).items():
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"Limits.{key}: must be a positive int, got {value!r}")
+        if self.max_array_bytes > self.max_message_bytes:
+            raise ValueError("Limits.max_array_bytes: must not exceed max_message_bytes")
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class Request:
+    """A decoded request: arrays are numpy views on the received frames (read-only)."""
+
+    id: int | str | None
+    method: str
+    params: dict[str, Any]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    version: int = PROTOCOL_VERSION
+
+
+def _refuse_ext(code: int, data: bytes) -> Any:
+    raise ValueError(f"msgpack ext type {code} is not allowed")
+
+
+def unpack_header(data: bytes | memoryview, limits: Limits) -> Any:
+    """msgpack → Python with no ext types, string map keys only and bounded lengths."""
+    cap = limits.max_header_bytes
+    return msgpack.unpackb(
+        data,
+        raw=False,
+        strict_map_key=True,
+        ext_hook=_refuse_ext,
+        max_ext_len=0,
+        max_str_len=cap,
+        max_bin_len=cap,
+        max_array_len=cap,
+        max_map_len=cap,
+        use_list=True,
+    )
+
+
+def _pack_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray) and value.size <= 256:
+        return value.tolist()
+    raise TypeError(
+        f"cannot put {type(value).__name__} in a msgpack header; send large arrays as frames"
+    )
+
+
+def pack_header(header: Mapping[str, Any]) -> bytes:
+    return msgpack.packb(header, use_bin_type=True, default=_pack_default)
+
+
+def _buffer(frame: Any) -> memoryview:
+    """A memoryview of a received frame (zmq.Frame with copy=False, bytes, or buffer)."""
+    buf = getattr(frame, "buffer", None)
+    return buf if buf is not None else memoryview(frame)
+
+
+def peek_request_id(header: Any) -> int | str | None:
+    """The request id of a header if it is a valid one, so even error replies carry it."""
+    if isinstance(header, dict):
+        rid = header.get("id")
+        if _valid_id(rid):
+            return rid
+    return None
+
+
+def _valid_id(rid: Any) -> bool:
+    if isinstance(rid, bool):
+        return False
+    if isinstance(rid, int):
+        return 0 <= rid < 2**64
+    return isinstance(rid, str) and 0 < len(rid) <= MAX_ID_LEN
+
+
+def decode_request(frames: Sequence[Any], limits: Limits) -> Request:
+    """Validate and decode [header, *array frames]; raises ProtocolError (with `.request_id`)."""
+    if not frames:
+        raise ProtocolError(
+            ErrorCode.BAD_HEADER, "empty message", "header", "send a msgpack header frame first"
+        )
+    bufs = [_buffer(f) for f in frames]
+    if bufs[0].nbytes > limits.max_header_bytes:
+        raise ProtocolError(
+            ErrorCode.TOO_LARGE,
+            f"header frame is {bufs[0].nbytes} bytes, over max_header_bytes="
+            f"{limits.max_header_bytes}",
+            "header",
+            "send bulk data as array frames, not inside the header",
+        )
+    try:
+        header = unpack_header(bufs[0], limits)
+    except Exception as exc:  # msgpack raises several unrelated types on bad input
+        raise ProtocolError(
+            ErrorCode.BAD_HEADER,
+            f"header frame is not a valid msgpack document ({type(exc).__name__}: {exc})",
+            "header",
+            "the first frame must be one msgpack map with no ext types (PROTOCOL.md §Framing)",
+        ) from None
+    rid = peek_request_id(header)
+    try:
+        total = sum(b.nbytes for b in bufs)
+        if total > limits.max_message_bytes:
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"message is {total} bytes, over max_message_bytes={limits.max_message_bytes}",
+                "message",
+                "send fewer or smaller arrays per request (limits are in the hello reply)",
+            )
+        return _decode_header(header, bufs[1:], limits, rid)
+    except ProtocolError as exc:
+        exc.request_id = rid
+        raise
+
+
+def _decode_header(
+    header: Any, bufs: list[memoryview], limits: Limits, rid: int | str | None
+) -> Request:
+    if not isinstance(header, dict):
+        raise ProtocolError(
+            ErrorCode.BAD_HEADER,
+            f"header is a msgpack {type(header).__name__}, not a map",
+            "header",
+            "send a map with keys v, id, method, params, arrays",
+        )
+    unknown = set(header) - REQUEST_KEYS
+    if unknown:
+        raise ProtocolError(
+            ErrorCode.BAD_HEADER,
+            f"unknown header key(s) {sorted(unknown)}",
+            f"header.{sorted(unknown)[0]}",
+            f"use only {sorted(REQUEST_KEYS)}",
+        )
+    version = header.get("v")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ProtocolError(
+            ErrorCode.BAD_HEADER,
+            f"header.v is {version!r}",
+            "header.v",
+            f"send the protocol version as an int (supported: {list(SUPPORTED_VERSIONS)})",
+        )
+    if rid is None:
+        raise ProtocolError(
+            ErrorCode.BAD_HEADER,
+            f"header.id is {header.get('id')!r}",
+            "header.id",
+            f"send a request id: an int in [0, 2^64) or a string of 1..{MAX_ID_LEN} chars",
+        )
+    method = header.get("method")
+    if not isinstance(method, str) or not method:
+        raise ProtocolError(
+            ErrorCode.BAD_HEADER,
+            f"header.method is {method!r}",
+            "header.method",
+            "send the method name as a string (see the hello reply's methods)",
+        )
+    params = header.get("params", {})
+    if not isinstance(params, dict):
+        raise ProtocolError(
+            ErrorCode.BAD_HEADER,
+            f"header.params is a {type(params).__name__}",
+            "header.params",
+            "send params as a map (an empty map when the method takes none)",
+        )
+    descriptors = header.get("arrays", [])
+    if not isinstance(descriptors, list):
+        raise ProtocolError(
+            ErrorCode.BAD_HEADER,
+            f"header.arrays is a {type(descriptors).__name__}",
+            "header.arrays",
+            "send a list of array descriptors (empty when there are no array frames)",
+        )
+    arrays = decode_arrays(descriptors, bufs, limits)
+    return Request(id=rid, method=method, params=params, arrays=arrays, version=version)
+
+
+def decode_arrays(
+    descriptors: list[Any], bufs: Sequence[memoryview], limits: Limits
+) -> dict[str, np.ndarray]:
+    """Array frames → {name: read-only ndarray view}, checking every descriptor first."""
+    if len(bufs) > limits.max_arrays or len(descriptors) > limits.max_arrays:
+        raise ProtocolError(
+            ErrorCode.TOO_LARGE,
+            f"{max(len(bufs), len(descriptors))} arrays, over max_arrays={limits.max_arrays}",
+            "header.arrays",
+            "send fewer arrays per request",
+        )
+    if len(descriptors) != len(bufs):
+        raise ProtocolError(
+            ErrorCode.BAD_ARRAY,
+            f"{len(descriptors)} array descriptors but {len(bufs)} array frames",
+            "header.arrays",
+            "send exactly one frame after the header for each descriptor",
+        )
+    arrays: dict[str, np.ndarray] = {}
+    used_frames: set[int] = set()
+    for i, desc in enumerate(descriptors):
+        where = f"header.arrays[{i}]"
+        name, dtype, shape, frame = _check_descriptor(desc, where, len(bufs))
+        if name in arrays:
+            raise ProtocolError(
+                ErrorCode.BAD_ARRAY, f"array name {name!r} repeats", f"{where}.name",
+                "give each array a unique name",
+            )
+        if frame in used_frames:
+            raise ProtocolError(
+                ErrorCode.BAD_ARRAY, f"frame {frame} is described twice", f"{where}.frame",
+                "each descriptor names a different frame (1 is the first after the header)",
+            )
+        used_frames.add(frame)
+        nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow on huge shapes
+        if nbytes > limits.max_array_bytes:
+            raise ProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"array {name!r} of shape {shape} {dtype.name} is {nbytes} bytes, over "
+                f"max_array_bytes={limits.max_array_bytes}",
+                f"{where}.shape",
+                "send smaller arrays or split them over several requests",
+            )
+        buf = bufs[frame - 1]
+        if buf.nbytes != nbytes:
+            raise ProtocolError(
+                ErrorCode.BAD_ARRAY,
+                f"array {name!r}: shape {shape} {dtype.name} needs {nbytes} bytes but frame "
+                f"{frame} has {buf.nbytes}",
+                f"{where}.shape",
+                "send the raw C-order bytes of the array, with shape and dtype matching it",
+            )
+        arr = np.frombuffer(buf, dtype=dtype).reshape(shape)
+        if dtype.byteorder not in ("=", "|", _NATIVE_ORDER):
+            arr = arr.astype(dtype.newbyteorder("="))
+            arr.flags.writeable = False
+        arrays[name] = arr
+    return arrays
+
+
+def _check_descriptor(desc: Any, where: str, num_frames: int) -> tuple[str, np.dtype, tuple, int]:
+    if not isinstance(desc, dict):
+        raise ProtocolError(
+            ErrorCode.BAD_ARRAY, f"descriptor is a {type(desc).__name__}", where,
+            "send a map with name, dtype, shape, frame (and optionally order)",
+        )
+    unknown = set(desc) - DESCRIPTOR_KEYS
+    if unknown:
+        raise ProtocolError(
+            ErrorCode.BAD_ARRAY, f"unknown descriptor key(s) {sorted(unknown)}",
+            f"{where}.{sorted(unknown)[0]}", f"use only {sorted(DESCRIPTOR_KEYS)}",
+        )
+    name = desc.get("name")
+    if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_LEN:
+        raise ProtocolError(
+            ErrorCode.BAD_ARRAY, f"array name is {name!r}", f"{where}.name",
+            f"give a string name of 1..{MAX_NAME_LEN} characters",
+        )
+    dtype_name = desc.get("dtype")
+    if dtype_name not in ALLOWED_DTYPES:
+        raise ProtocolError(
+            ErrorCode.DTYPE_NOT_ALLOWED, f"array {name!r}: dtype {dtype_name!r} is not allowed",
+            f"{where}.dtype", f"use one of {list(ALLOWED_DTYPES)}",
+        )
+    shape = desc.get("shape")
+    if (
+        not isinstance(shape, list)
+        or len(shape) > MAX_NDIM
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
+        raise ProtocolError(
+            ErrorCode.BAD_ARRAY, f"array {name!r}: shape {shape!r}", f"{where}.shape",
+            f"send a list of at most {MAX_NDIM} non-negative ints (C order)",
+        )
+    order = desc.get("order", "<")
+    if order not in BYTE_ORDERS:
+        raise ProtocolError(
+            ErrorCode.BAD_ARRAY, f"array {name!r}: byte order {order!r}", f"{where}.order",
+            "use '<' (little-endian, the default), '>' (big-endian) or '|' (one-byte dtypes)",
+        )
+    frame = desc.get("frame")
+    if isinstance(frame, bool) or not isinstance(frame, int) or not 1 <= frame <= num_frames:
+        raise ProtocolError(
+            ErrorCode.BAD_ARRAY, f"array {name!r}: frame {frame!r}", f"{where}.frame",
+            f"give the frame's position after the header, 1..{num_frames}",
+        )
+    dtype = np.dtype(dtype_name)
+    if dtype.itemsize > 1 and order != "|":
+        dtype = dtype.newbyteorder(order)
+    return name, dtype, tuple(shape), frame
+
+
+def describe_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[list[dict], list[Any]]:
+    """Arrays → (descriptors, buffers to send as frames), without copying contiguous data."""
+    descriptors, buffers = [], []
+    for i, (name, value) in enumerate(arrays.items()):
+        arr = np.ascontiguousarray(value)
+        if arr.dtype.name not in ALLOWED_DTYPES:
+            raise TypeError(f"array {name!r}: dtype {arr.dtype} is not in the protocol allow-list")
+        order = "|" if arr.dtype.itemsize == 1 else (
+            _NATIVE_ORDER if arr.dtype.byteorder in ("=", "|") else arr.dtype.byteorder
+        )
+        descriptors.append(
+            {"name": name, "dtype": arr.dtype.name, "shape": list(arr.shape), "order": order,
+             "frame": i + 1}
+        )
+        buffers.append(arr if arr.ndim else arr.reshape(1))
+    return descriptors, buffers
+
+
+def encode_request(
+    request_id: int | str,
+    method: str,
+    params: Mapping[str, Any] | None = None,
+    arrays: Mapping[str, np.ndarray] | None = None,
+    version: int = PROTOCOL_VERSION,
+) -> list[Any]:
+    descriptors, buffers = describe_arrays(arrays or {})
+    header = {"v": version, "id": request_id, "method": method, "params": dict(params or {}),
+              "arrays": descriptors}
+    return [pack_header(header), *buffers]
+
+
+def encode_reply(
+    request_id: int | str | None,
+    result: Mapping[str, Any] | None = None,
+    arrays: Mapping[str, np.ndarray] | None = None,
+    version: int = PROTOCOL_VERSION,
+) -> list[Any]:
+    descriptors, buffers = describe_arrays(arrays or {})
+    header = {"v": version, "id": request_id, "ok": True, "result": dict(result or {}),
+              "arrays": descriptors}
+    return [pack_header(header), *buffers]
+
+
+def encode_error(
+    request_id: int | str | None, error: ProtocolError, version: int = PROTOCOL_VERSION
+) -> list[bytes]:
+    header = {"v": version, "id": request_id, "ok": False, "error": error.to_dict(),
+              "arrays": []}
+    return [pack_header(header)]
