@@ -21,12 +21,15 @@ def test_point_cloud_round_trip(tmp_path, fmt):
 
 
 def test_voxel_downsample_keeps_one_point_per_voxel():
-    grid = np.stack(np.meshgrid(np.arange(10), np.arange(10), np.arange(2), indexing="ij"), -1)
-    pts = (grid.reshape(-1, 3) * 0.1 + 0.05).astype(np.float32)  # 200 points in 1×1×0.2 m
-    down = pointcloud.voxel_downsample(pts, 0.52)  # voxels start at the minimum point
-    assert len(down) == 4  # 2×2×1 voxels
-    both = pointcloud.accumulate_sweeps([pts, None, pts + 5.0])
-    assert len(both) == 400
+    rng = np.random.default_rng(1)
+    clusters = [rng.uniform(-0.1, 0.1, (100, 3)) + centre for centre in ((0, 0, 0), (5, 5, 0))]
+    pts = np.concatenate(clusters).astype(np.float32)
+    down = pointcloud.voxel_downsample(pts, 1.0)
+    assert len(down) == 2  # one centroid per occupied 1 m voxel
+    np.testing.assert_allclose(sorted(down[:, 0]), [c[:, 0].mean() for c in clusters], atol=1e-5)
+    assert len(pointcloud.accumulate_sweeps([pts, None, pts + 20.0])) == 400
+    with pytest.raises(SpecError, match="voxel_m must be > 0"):
+        pointcloud.voxel_downsample(pts, 0.0)
 
 
 def test_lidar_control_of_a_world_frame_sweep_is_far_bright():
