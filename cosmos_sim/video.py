@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
@@ -166,8 +167,12 @@ class VideoWriter:
     def __enter__(self) -> VideoWriter:
         return self
 
-    def __exit__(self, *_: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # keep what was encoded so far, but never mask the error in flight
+            with contextlib.suppress(Exception):
+                self.close()
 
 
 def write_video(

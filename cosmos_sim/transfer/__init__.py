@@ -1,0 +1,32 @@
+"""Transfer backends: control clips in, photoreal (or randomised) frames out.
+
+`run_transfer(clips_dir, out, backend=...)` runs every clip through one backend; backends are
+`appearance` (classical appearance randomisation, the embedded CPU default), `diffusers`
+(Cosmos Transfer 2.5 through diffusers) and `cosmos-cli` (the cosmos-transfer2.5 checkout's
+own tool). See `base.py` for the protocol a backend implements.
+"""
+
+from cosmos_sim.transfer.base import (
+    Clip,
+    ClipError,
+    SegDecoder,
+    TransferBackend,
+    backend_names,
+    find_clips,
+    make_backend,
+    register_backend,
+)
+from cosmos_sim.transfer.run import resolve_prompts, run_transfer
+
+__all__ = [
+    "Clip",
+    "ClipError",
+    "SegDecoder",
+    "TransferBackend",
+    "backend_names",
+    "find_clips",
+    "make_backend",
+    "register_backend",
+    "resolve_prompts",
+    "run_transfer",
+]
