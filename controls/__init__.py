@@ -5,14 +5,26 @@ returns uint8 RGB, following Cosmos' own conventions; `write_clips` turns a reco
 into control videos and specs.
 """
 
+from cosmos_sim.controls.clips import MODALITIES, write_clips
 from cosmos_sim.controls.depth import depth_control, depth_range
 from cosmos_sim.controls.edge import EDGE_PRESETS, edge_control
 from cosmos_sim.controls.lidar import lidar_control, lidar_control_clip, lidar_depth
 from cosmos_sim.controls.seg import load_palette, save_palette, seg_control, seg_palette
+from cosmos_sim.controls.spec import (
+    DEFAULT_CONTROL_WEIGHTS,
+    DEFAULT_PROMPT,
+    transfer1_spec,
+    transfer25_spec,
+    write_spec_json,
+    write_spec_jsonl,
+)
 from cosmos_sim.controls.vis import VIS_PRESETS, VisPreset, vis_control
 
 __all__ = [
+    "DEFAULT_CONTROL_WEIGHTS",
+    "DEFAULT_PROMPT",
     "EDGE_PRESETS",
+    "MODALITIES",
     "VIS_PRESETS",
     "VisPreset",
     "depth_control",
@@ -25,5 +37,10 @@ __all__ = [
     "save_palette",
     "seg_control",
     "seg_palette",
+    "transfer1_spec",
+    "transfer25_spec",
     "vis_control",
+    "write_clips",
+    "write_spec_json",
+    "write_spec_jsonl",
 ]
