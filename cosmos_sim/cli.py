@@ -119,8 +119,12 @@ def controls(
         Path, typer.Option(help="New folder for the clips (must not exist or be empty).")
     ],
     modalities: Annotated[
-        str, typer.Option(help="Comma-separated: depth,seg,edge,vis,lidar.")
-    ] = "depth,seg,edge,vis,lidar",
+        str | None,
+        typer.Option(
+            help="Comma-separated subset of depth,seg,edge,vis,lidar [default: all "
+            "the episode supports; lidar needs a recorded LiDAR]."
+        ),
+    ] = None,
     prompt: Annotated[str | None, typer.Option(help="Prompt written into the specs.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the seg palette and the specs.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
@@ -136,11 +140,11 @@ def controls(
 
 
 def _controls(
-    run: Path, out: Path, *, modalities: str, prompt: str | None, seed: int, device: str
+    run: Path, out: Path, *, modalities: str | None, prompt: str | None, seed: int, device: str
 ) -> dict[str, Any]:
     from cosmos_sim.controls.clips import write_clips
 
-    names = tuple(m.strip() for m in modalities.split(",") if m.strip())
+    names = None if modalities is None else [m.strip() for m in modalities.split(",")]
     kwargs: dict[str, Any] = {"modalities": names, "seed": seed, "device": device}
     if prompt is not None:
         kwargs["prompt"] = prompt
