@@ -89,9 +89,10 @@ def write_clips(
     """Write control clips and specs for every camera of an episode; returns what it wrote.
 
     `modalities=None` means all of MODALITIES that the episode supports (see module doc).
-    `seed` seeds the seg palette. `depth_range_m` fixes the depth control's (min_m, max_m);
-    by default each camera's clip sets its own. `device` is "auto", "cpu" or "cuda"; the
-    numpy/OpenCV functions run on the CPU ("auto" uses them until GPU kernels are wired in).
+    `seed` seeds the seg palette and is the generation seed written into both specs.
+    `depth_range_m` fixes the depth control's (min_m, max_m); by default each camera's clip
+    sets its own. `device` is "auto", "cpu" or "cuda"; the numpy/OpenCV functions run on
+    the CPU ("auto" uses them until GPU kernels are wired in).
     """
     episode = Episode(episode_path)
     backend = _control_backend(device)
@@ -131,7 +132,7 @@ def write_clips(
         t25 = {k: videos[k] for k in TRANSFER25_CONTROLS if k in videos}
         if t25:
             spec_kwargs = dict(
-                prompt=prompt, control_weights=control_weights,
+                prompt=prompt, control_weights=control_weights, seed=seed,
                 edge_preset=edge_preset, vis_preset=vis_preset,
             )  # fmt: skip
             spec = transfer25_spec(name, videos["rgb"], t25, relative_to=cam_out, **spec_kwargs)
@@ -141,7 +142,7 @@ def write_clips(
             notes.append(f"{name}: no Transfer 2.5 control among {wanted}; transfer25.json skipped")
         t1 = {k: videos[k] for k in TRANSFER1_CONTROLS if k in videos}
         if t1:
-            spec1 = transfer1_spec(videos["rgb"], t1, prompt=prompt,
+            spec1 = transfer1_spec(videos["rgb"], t1, prompt=prompt, seed=seed,
                                    control_weights=control_weights)  # fmt: skip
             result["transfer1"] = write_spec_json(spec1, cam_out / "transfer1.json")
         written[name] = result

@@ -140,7 +140,9 @@ def test_write_clips_specs_parse_with_the_cosmos_mirror(clips, tmp_path, monkeyp
     }
     (batched,) = load_spec_file(out / "transfer25_batch.jsonl")
     assert batched.depth.control_path == (out / "front" / "depth.mp4").absolute()
+    assert single.seed == 3  # write_clips' seed goes into the specs too
     spec1 = json.loads((out / "front" / "transfer1.json").read_text())
+    assert spec1["seed"] == 3
     assert spec1["lidar"]["input_control"] == str((out / "front" / "lidar.mp4").absolute())
     assert "lidar" not in json.loads((out / "front" / "transfer25.json").read_text())
 
