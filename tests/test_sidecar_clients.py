@@ -1,0 +1,58 @@
+"""The second-language client (examples/clients/node) against the real server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cosmos_sim.controls import depth_control, edge_control, seg_control, seg_palette
+
+from cosmos_sim.sidecar import Server
+
+NODE_CLIENT = Path(__file__).resolve().parents[1] / "examples" / "clients" / "node"
+NODE = shutil.which("node")
+W, H = 64, 48
+
+
+def synthetic_frame() -> dict[str, np.ndarray]:
+    """The frame hello_controls.mjs builds, in numpy."""
+    y, x = np.mgrid[0:H, 0:W]
+    rgb = np.stack([(x * 4) % 256, (y * 4) % 256, np.where(x < W / 2, 30, 220)], -1)
+    depth = (1 + ((x + y) / (W + H)) * 4).astype(np.float32)
+    ids = (np.where(y < H / 2, 1, 2) * np.where(x < W / 2, 1, 3)).astype(np.int32)
+    return {"rgb": rgb.astype(np.uint8), "depth_m": depth, "instance_id": ids}
+
+
+@pytest.mark.skipif(NODE is None, reason="node is not installed (apt-get install nodejs)")
+@pytest.mark.skipif(
+    not (NODE_CLIENT / "node_modules" / "zeromq").is_dir(),
+    reason="node client deps missing: run `npm ci --prefix examples/clients/node`",
+)
+@pytest.mark.parametrize("transport", ["tcp", "ipc"])
+def test_node_client_hello_then_controls(tmp_path, transport):
+    bind = "tcp://127.0.0.1:*" if transport == "tcp" else f"ipc://{tmp_path}/node.sock"
+    with Server(bind, workers=2, data_dir=tmp_path) as server:
+        out = subprocess.run(
+            [NODE, "hello_controls.mjs", server.endpoint, str(W), str(H)],
+            cwd=NODE_CLIENT, capture_output=True, text=True, timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+        stats = server.stats.snapshot()
+    summary = json.loads(out.stdout)
+    assert summary["version"] == 1
+    f = synthetic_frame()
+    want = {
+        "depth": depth_control(f["depth_m"], min_m=1.0, max_m=5.0),
+        "seg": seg_control(f["instance_id"], seg_palette(np.unique(f["instance_id"]), 3)),
+        "edge": edge_control(f["rgb"]),
+    }
+    assert set(summary["controls"]) == set(want)
+    for name, arr in want.items():
+        assert summary["controls"][name]["shape"] == [H, W, 3]
+        assert summary["controls"][name]["sha256"] == hashlib.sha256(arr.tobytes()).hexdigest()
+    assert stats["methods"]["controls"]["requests"] == 1 and stats["errors"] == 0
