@@ -656,6 +656,9 @@ def _record(
         class_names=class_names(),
         meta=meta,
     ) as writer:
+        # The map travels with the episode, so its HD-map control can be rendered later
+        # (controls.opendrive.load_opendrive + DynamicState.from_tick_data) with no server.
+        (writer.path / "map.xodr").write_text(world.get_map().to_opendrive())
         for index in tqdm(range(num_ticks), desc="carla capture", disable=not progress):
             frame = world.tick()
             frames, info = sensors.collect(frame, index)

@@ -9,6 +9,8 @@ import carla
 import numpy as np
 import pytest
 from cosmos_sim.bridges import carla as bridge
+from cosmos_sim.controls import hdmap
+from cosmos_sim.controls.opendrive import load_opendrive, map_geometry
 from fakes import carla_double as double
 
 from cosmos_sim import Episode
@@ -64,6 +66,15 @@ def test_capture_matches_every_sensor_to_the_ticked_frame(server, rig_file, tmp_
         assert np.all(front.instance_id == 0x1234)
     frames = [t.data["carla_frame"] for t in episode]
     assert frames == list(range(frames[0], frames[0] + 6))
+    # The map is saved with the episode: the HD-map control needs no server afterwards.
+    carla_map = load_opendrive(path / "map.xodr")
+    scene = hdmap.compile_scene(map_geometry(carla_map))
+    tick = episode[0]
+    front = tick.frames["front"]
+    image = hdmap.render_hdmap(
+        scene, front.K, front.cam_to_world, 64, 32, hdmap.DynamicState.from_tick_data(tick.data)
+    )
+    assert image.shape == (32, 64, 3)
 
 
 def test_capture_converts_poses_points_boxes_and_lights(server, rig_file, tmp_path):

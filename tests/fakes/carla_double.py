@@ -12,6 +12,7 @@ import fnmatch
 import random
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import carla
@@ -278,6 +279,9 @@ class FakeActorList(list):
 
 class FakeMap:
     name = "Carla/Maps/FakeTown"
+
+    def to_opendrive(self) -> str:
+        return (Path(__file__).parents[1] / "data" / "two_way_street.xodr").read_text()
 
     def get_spawn_points(self) -> list[Any]:
         return [carla.Transform(carla.Location(10.0, -2.0, 0.3), carla.Rotation(yaw=30.0))]
