@@ -60,6 +60,7 @@ __all__ = [
     "PyBulletBridge",
     "Scene",
     "decode_instance_id",
+    "egl_active",
     "enable_egl",
     "gl_projection",
     "linearize_depth",
@@ -82,21 +83,32 @@ _BODY_MASK = (1 << _INSTANCE_LINK_SHIFT) - 1
 # OpenCV camera axes -> OpenGL camera axes (y up, looking down -z): flip y and z.
 _CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
 
-# Client id -> eglRenderer plugin id while loaded, or None once unloaded (PyBullet crashes
-# when the plugin is loaded a second time into one connection). Absent: never loaded.
-_EGL_PLUGINS: dict[int, int | None] = {}
-_NEVER_LOADED = object()
+# TinyRenderer clears to white; eglRenderer to a grey-blue sky. A 2×2 render of empty space
+# therefore tells which one draws a client, including a plugin the user loaded themselves.
+_TINY_CLEAR_RGB = (255, 255, 255)
+# Where each rasteriser samples a pixel, from its top-left corner (see gl_projection).
+_SAMPLE_OFFSET = {"egl": (0.5, 0.5), "tiny": (0.0, 1.0)}
 
 
 # -- geometry -------------------------------------------------------------------------------
 
 
 def gl_projection(
-    K: np.ndarray, width: int, height: int, near_m: float, far_m: float
+    K: np.ndarray,
+    width: int,
+    height: int,
+    near_m: float,
+    far_m: float,
+    sample_offset: tuple[float, float] = (0.5, 0.5),
 ) -> np.ndarray:
-    """4×4 OpenGL projection whose pixel centres match OpenCV K exactly (row 0 at the top)."""
+    """4×4 OpenGL projection under which pixel (u, v) shows exactly what K projects to (u, v).
+
+    `sample_offset` is where the rasteriser samples pixel (column i, row j), measured from the
+    pixel's top-left corner: (0.5, 0.5) for OpenGL (EGL) and (0, 1) for TinyRenderer, which
+    samples corners (measured: masks sit half a pixel off otherwise).
+    """
     K = np.asarray(K, dtype=np.float64)
-    if abs(K[0, 1]) > 1e-9 or np.any(np.abs(K[2] - [0, 0, 1]) > 1e-9) or K[1, 0] != 0:
+    if abs(K[0, 1]) > 1e-9 or abs(K[1, 0]) > 1e-9 or np.any(np.abs(K[2] - [0, 0, 1]) > 1e-9):
         raise SpecError(
             "CameraSpec.K: PyBullet renders a pinhole without skew; K must be "
             "[[fx, 0, cx], [0, fy, cy], [0, 0, 1]]"
@@ -104,12 +116,13 @@ def gl_projection(
     fx, fy, cx, cy = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
     if fx <= 0 or fy <= 0:
         raise SpecError(f"CameraSpec.K: focal lengths must be > 0, got fx={fx}, fy={fy}")
-    # Window x of pixel u's centre is u + 0.5 (OpenGL samples pixel centres), so
-    # x_ndc = 2 (u + 0.5) / W - 1; rows count down from the top: y_ndc = 1 - 2 (v + 0.5) / H.
+    ox, oy = sample_offset
+    # Pixel (i, j) is sampled at x_ndc = 2 (i + ox) / W - 1 and, rows counting down from the
+    # top, y_ndc = 1 - 2 (j + oy) / H; a point that K sends to (u, v) must land there at u = i.
     return np.array(
         [
-            [2 * fx / width, 0, 1 - 2 * (cx + 0.5) / width, 0],
-            [0, 2 * fy / height, 2 * (cy + 0.5) / height - 1, 0],
+            [2 * fx / width, 0, 1 - 2 * (cx + ox) / width, 0],
+            [0, 2 * fy / height, 2 * (cy + oy) / height - 1, 0],
             [0, 0, -(far_m + near_m) / (far_m - near_m), -2 * far_m * near_m / (far_m - near_m)],
             [0, 0, -1, 0],
         ]
@@ -189,15 +202,19 @@ class PyBulletBridge:
         self._mounts = self._check_mounts(dict(mounts or {}))
         self.class_names: dict[int, str] = {}
         self._classes(body_classes, class_names)
+        for cam in self.cameras:  # reject a bad K before touching the renderer
+            gl_projection(cam.intrinsics, cam.width, cam.height, cam.near_m, cam.far_m)
+        self._rays = {lidar.name: lidar.ray_directions() * lidar.range_m for lidar in self.lidars}
+        self.renderer = self._start_renderer(renderer)
+        offset = _SAMPLE_OFFSET[self.renderer]
         self._projections = {
-            cam.name: gl_projection(cam.intrinsics, cam.width, cam.height, cam.near_m, cam.far_m)
+            cam.name: gl_projection(
+                cam.intrinsics, cam.width, cam.height, cam.near_m, cam.far_m, offset
+            )
             .T.ravel()
             .tolist()
             for cam in self.cameras
         }
-        self._rays = {lidar.name: lidar.ray_directions() * lidar.range_m for lidar in self.lidars}
-        self._owns_egl = False
-        self.renderer = self._start_renderer(renderer)
         log.info("PyBullet client %d renders with %s", self.client_id, self.renderer)
 
     # -- validation -----------------------------------------------------------------------
@@ -274,7 +291,7 @@ class PyBulletBridge:
                     f"PyBulletBridge.body_classes[{body}]: class ids are ints >= 0, got {cls!r}"
                 )
             self._body_classes[int(body)] = int(cls)
-        names = {k: f"class{k}" for k in set(self._body_classes.values())}
+        names = {k: f"class{k}" for k in set(self._body_classes.values()) if k != 0}
         self._set_class_names(names)
 
     def _refresh_default_classes(self) -> None:
@@ -303,31 +320,30 @@ class PyBulletBridge:
 
     def _start_renderer(self, renderer: str) -> str:
         c = self.client_id
-        state = _EGL_PLUGINS.get(c, _NEVER_LOADED)
-        if renderer == "tiny":
-            if isinstance(state, int):
+        if p.getConnectionInfo(physicsClientId=c)["connectionMethod"] == p.GUI:
+            if renderer == "egl":
                 raise SpecError(
-                    f"PyBulletBridge.renderer: 'tiny' was asked for, but eglRenderer is loaded "
-                    f"on client {c} and replaces TinyRenderer there; use a separate client"
+                    "PyBulletBridge.renderer='egl': a GUI client draws through its own OpenGL "
+                    "window; use a DIRECT client or renderer='tiny'"
                 )
             return "tiny"
-        if isinstance(state, int):
+        active = egl_active(c)
+        if renderer == "tiny":
+            if active:
+                raise SpecError(
+                    f"PyBulletBridge.renderer='tiny': eglRenderer is loaded into client {c} "
+                    "and replaces TinyRenderer there; use a separate client for TinyRenderer"
+                )
+            return "tiny"
+        if active:
             return "egl"
-        if p.getConnectionInfo(physicsClientId=c)["connectionMethod"] == p.GUI:
-            why_not = "a GUI client draws through its own OpenGL window"
-        elif state is None:
-            why_not = (
-                "eglRenderer was unloaded from this client, and PyBullet crashes when it is "
-                "loaded twice into one connection"
-            )
-        elif p.getNumBodies(physicsClientId=c) > 0:
+        if p.getNumBodies(physicsClientId=c) > 0:
             why_not = (
                 "the client already has bodies and the EGL renderer only draws bodies created "
                 "after it loads; call cosmos_sim.bridges.pybullet.enable_egl(client_id) right "
                 "after p.connect()"
             )
         elif enable_egl(c):
-            self._owns_egl = True
             return "egl"
         else:
             why_not = "the eglRenderer plugin did not load on this machine (no EGL/Mesa?)"
@@ -337,15 +353,9 @@ class PyBulletBridge:
         return "tiny"
 
     def close(self) -> None:
-        """Unload eglRenderer if this bridge loaded it (the client then renders with Tiny)."""
-        if not self._owns_egl:
-            return
-        self._owns_egl = False
-        plugin = _EGL_PLUGINS.get(self.client_id)
-        if isinstance(plugin, int) and p.isConnected(physicsClientId=self.client_id):
-            with _quiet_stdout():
-                p.unloadPlugin(plugin, physicsClientId=self.client_id)
-            _EGL_PLUGINS[self.client_id] = None
+        """Release the bridge. An EGL plugin it loaded stays until `p.disconnect`, which frees
+        it: PyBullet 3.2.7 keeps drawing through an unloaded eglRenderer and crashes when it
+        is loaded again into the same connection, so unloading it early is never safe."""
 
     def __enter__(self) -> PyBulletBridge:
         return self
@@ -454,16 +464,27 @@ class PyBulletBridge:
         )
 
 
+def egl_active(client_id: int) -> bool:
+    """Whether the eglRenderer plugin draws this client's camera images."""
+    view = [1.0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0, 1.0]
+    # A frustum 100-200 km away holds nothing, so the image is the renderer's clear colour.
+    projection = gl_projection(np.diag([1.0, 1.0, 1.0]), 2, 2, 1e5, 2e5).T.ravel().tolist()
+    rgba = p.getCameraImage(
+        2, 2, view, projection, flags=p.ER_NO_SEGMENTATION_MASK, physicsClientId=client_id
+    )[2]
+    return tuple(np.asarray(rgba, dtype=np.uint8).reshape(-1)[:3]) != _TINY_CLEAR_RGB
+
+
 def enable_egl(client_id: int) -> bool:
-    """Load the eglRenderer plugin into a new client; returns whether it loaded.
+    """Load the eglRenderer plugin into a new client; returns whether it draws the client.
 
     Call it right after `p.connect(p.DIRECT)`, before creating any body: the plugin only draws
-    bodies created after it loads, and loading it late also hides the bodies that exist from
-    TinyRenderer. Calling it again on the same client is a no-op.
+    bodies created after it loads, and loading it late also hides the existing bodies from
+    TinyRenderer. Calling it again on the same client is a no-op. The plugin stays loaded
+    until `p.disconnect` (see `PyBulletBridge.close`).
     """
-    state = _EGL_PLUGINS.get(client_id, _NEVER_LOADED)
-    if state is not _NEVER_LOADED:
-        return state is not None
+    if egl_active(client_id):
+        return True
     if p.getNumBodies(physicsClientId=client_id) > 0:
         raise SpecError(
             f"enable_egl: client {client_id} already has bodies, which the EGL renderer would "
@@ -476,33 +497,28 @@ def enable_egl(client_id: int) -> bool:
         plugin = p.loadPlugin(
             loader.get_filename(), "_eglRendererPlugin", physicsClientId=client_id
         )
-    if plugin < 0:
-        return False
-    _EGL_PLUGINS[client_id] = plugin
-    return True
-
-
-def _forget_client(client_id: int) -> None:
-    """Drop what we know of a client's renderer once it is disconnected (its id is reused)."""
-    _EGL_PLUGINS.pop(client_id, None)
+    return plugin >= 0 and egl_active(client_id)
 
 
 @contextlib.contextmanager
 def _quiet_stdout() -> Iterator[None]:
-    """Silence the C-level stdout chatter of the EGL plugin (GL vendor strings)."""
+    """Silence the C-level chatter of the EGL plugin (device choice, GL vendor strings)."""
     sys.stdout.flush()
+    sys.stderr.flush()
     try:
-        saved = os.dup(1)
+        saved = [os.dup(1), os.dup(2)]
     except OSError:
         yield
         return
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 1)
+            os.dup2(devnull.fileno(), 2)
         yield
     finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 # -- built-in scenes ------------------------------------------------------------------------
@@ -543,7 +559,6 @@ class Scene:
             )
         except BaseException:
             p.disconnect(physicsClientId=self.client_id)
-            _forget_client(self.client_id)
             raise
         self.frame_index = 0
         self._substeps = round(PHYSICS_HZ / self.fps)
@@ -584,7 +599,6 @@ class Scene:
             self.bridge.close()
             with _quiet_stdout():
                 p.disconnect(physicsClientId=self.client_id)
-            _forget_client(self.client_id)
 
     def __enter__(self) -> Scene:
         return self

@@ -203,24 +203,25 @@ class TabletopWorld(SceneWorld):
                 p.changeVisualShape(body, -1, rgbaColor=rgba, physicsClientId=c)
             self.objects.append(self.label(body, name))
         self._joints = list(range(p.getNumJoints(self.arm, physicsClientId=c)))
-        home = self._ik([0.45, 0.0, self.TABLE_TOP_Z + self._HOVER_Z])
-        for joint, q in zip(self._joints, home, strict=True):
-            p.resetJointState(self.arm, joint, q, physicsClientId=c)
+        home = np.array([0.45, 0.0, self.TABLE_TOP_Z + self._HOVER_Z])
+        for _ in range(5):  # IK iterates from the current joints: converge from zero
+            for joint, q in zip(self._joints, self._ik(home), strict=True):
+                p.resetJointState(self.arm, joint, q, physicsClientId=c)
+        self._drive(home)
         for _ in range(int(0.5 * PHYSICS_HZ)):  # let the objects settle on the table
             p.stepSimulation(physicsClientId=c)
         self._order = [int(i) for i in rng.permutation(len(self.objects))]
         self._cycle = -1
         self._waypoints: list[np.ndarray] = []
-        self._last_target = np.array([0.45, 0.0, self.TABLE_TOP_Z + self._HOVER_Z])
-        self.ee_target = self._last_target.copy()
+        self._last_target = home
         self.cameras = [
             CameraSpec(
                 name="front",
                 width=width,
                 height=height,
                 fov_deg=45.0,
-                cam_to_body=look_at([1.65, -1.05, 1.35], [0.45, 0.0, 0.66]),
-                near_m=0.05,
+                cam_to_body=look_at([1.3, -0.8, 1.2], [0.5, 0.0, 0.68]),
+                near_m=0.1,
                 far_m=10.0,
             )
         ]
@@ -288,12 +289,16 @@ class TabletopWorld(SceneWorld):
         seg = next(i for i in range(4) if phase < bounds[i + 1] or i == 3)
         alpha = _smoothstep((phase - bounds[seg]) / (bounds[seg + 1] - bounds[seg]))
         a, b = self._waypoints[seg], self._waypoints[seg + 1]
-        self.ee_target = (1 - alpha) * a + alpha * b
+        self._drive((1 - alpha) * a + alpha * b)
+
+    def _drive(self, ee_target: np.ndarray) -> None:
+        """Servo the joints towards the IK solution for an end-effector position."""
+        self.ee_target = ee_target
         p.setJointMotorControlArray(
             self.arm,
             self._joints,
             p.POSITION_CONTROL,
-            targetPositions=self._ik(self.ee_target),
+            targetPositions=self._ik(ee_target),
             forces=[300.0] * len(self._joints),
             positionGains=[0.3] * len(self._joints),
             physicsClientId=self.client_id,
@@ -321,6 +326,7 @@ class StreetWorld(SceneWorld):
     SIDEWALK_M = 2.5
     LANE_OFFSET_M = 1.25  # the car keeps right of the centre line (outside of the loop)
     CORNER_RADIUS_M = 7.0
+    ROAD_Z, KERB_Z = 0.02, 0.15  # heights of the road and sidewalk surfaces
     SPEED_MPS = 7.0
     _WHEELS = (2, 3, 5, 7)
     _STEERING = (4, 6)
@@ -338,8 +344,8 @@ class StreetWorld(SceneWorld):
             baseCollisionShapeIndex=p.createCollisionShape(p.GEOM_PLANE, physicsClientId=c),
             baseVisualShapeIndex=p.createVisualShape(
                 p.GEOM_BOX,
-                halfExtents=[200, 200, 0.01],
-                visualFramePosition=[0, 0, -0.01],
+                halfExtents=[200, 200, 1.0],  # thin huge boxes lose their height in EGL
+                visualFramePosition=[0, 0, -1.0],
                 rgbaColor=(0.36, 0.45, 0.3, 1),
                 physicsClientId=c,
             ),
@@ -365,7 +371,7 @@ class StreetWorld(SceneWorld):
                 height=height,
                 fov_deg=55.0,
                 cam_to_body=look_at([-4.5, 0.0, 2.3], [5.0, 0.0, 0.4]),
-                near_m=0.1,
+                near_m=0.5,  # EGL depth error grows as distance² / near
                 far_m=150.0,
             )
         ]
@@ -380,7 +386,7 @@ class StreetWorld(SceneWorld):
         w, walk = self.ROAD_HALF_WIDTH, self.SIDEWALK_M
         dash = p.createVisualShape(
             p.GEOM_BOX,
-            halfExtents=[1.5, 0.08, 0.003],
+            halfExtents=[1.5, 0.08, 0.01],
             rgbaColor=(0.95, 0.95, 0.9, 1),
             physicsClientId=self.client_id,
         )
@@ -391,12 +397,18 @@ class StreetWorld(SceneWorld):
             def place(along: float, across: float, horizontal: bool = horizontal) -> list[float]:
                 return [along, across] if horizontal else [across, along]
 
-            road = self.box([half + w, w, 0.01], [*place(0, centre), 0.01], self._ASPHALT, yaw=yaw)
+            # Slabs reach well below the ground: EGL draws very thin large boxes flattened.
+            road = self.box(
+                [half + w, w, 0.25], [*place(0, centre), self.ROAD_Z - 0.25], self._ASPHALT, yaw=yaw
+            )
             self.label(road, "road")
             for side in (-1, 1):  # sidewalks between the crossings, and the corner squares
                 across = centre + side * (w + walk / 2)
                 walkway = self.box(
-                    [half - w, walk / 2, 0.075], [*place(0, across), 0.075], self._PAVEMENT, yaw=yaw
+                    [half - w, walk / 2, 0.3],
+                    [*place(0, across), self.KERB_Z - 0.3],
+                    self._PAVEMENT,
+                    yaw=yaw,
                 )
                 self.label(walkway, "sidewalk")
                 if horizontal:
@@ -404,7 +416,7 @@ class StreetWorld(SceneWorld):
                         for corner_side in (-1, 1):
                             xy = [end * (a + corner_side * (w + walk / 2)), across]
                             corner = self.box(
-                                [walk / 2, walk / 2, 0.075], [*xy, 0.075], self._PAVEMENT
+                                [walk / 2, walk / 2, 0.3], [*xy, self.KERB_Z - 0.3], self._PAVEMENT
                             )
                             self.label(corner, "sidewalk")
             # Dashed centre line, clear of the crossings; drawn only (the road under it collides).
@@ -413,7 +425,7 @@ class StreetWorld(SceneWorld):
                 body = p.createMultiBody(
                     baseMass=0.0,
                     baseVisualShapeIndex=dash,
-                    basePosition=[*place(x, centre), 0.023],
+                    basePosition=[*place(x, centre), self.ROAD_Z - 0.008],
                     baseOrientation=p.getQuaternionFromEuler([0, 0, yaw]),
                     physicsClientId=self.client_id,
                 )
@@ -527,17 +539,18 @@ class StreetWorld(SceneWorld):
         tangent = ahead - behind
         yaw = math.atan2(tangent[1], tangent[0])
         first, second = here - behind, ahead - here
-        turn = math.atan2(np.cross(first, second), np.dot(first, second))
+        cross = first[0] * second[1] - first[1] * second[0]
+        turn = math.atan2(cross, float(np.dot(first, second)))
         self.steer_rad = math.atan(self._WHEELBASE * self.CAR_SCALE * turn / 0.5)
         orn = p.getQuaternionFromEuler([0, 0, yaw])
-        p.resetBasePositionAndOrientation(self.car, [*here, 0.0], orn, physicsClientId=c)
+        p.resetBasePositionAndOrientation(self.car, [*here, self.ROAD_Z], orn, physicsClientId=c)
         p.resetBaseVelocity(self.car, [0, 0, 0], [0, 0, 0], physicsClientId=c)
         spin = s / (self._WHEEL_RADIUS * self.CAR_SCALE)
         for joint in self._WHEELS:
             p.resetJointState(self.car, joint, spin, physicsClientId=c)
         for joint in self._STEERING:
             p.resetJointState(self.car, joint, self.steer_rad, physicsClientId=c)
-        self.ego_pose = np.array([*here, 0.0, *orn])
+        self.ego_pose = np.array([*here, self.ROAD_Z, *orn])
         self.control_walkers(t)
 
     def tick_data(self) -> dict[str, Any]:
