@@ -8,6 +8,7 @@ import numpy as np
 import pybullet as p
 import pybullet_data
 import pytest
+
 from cosmos_sim.bridges.pybullet import (
     MAX_RAYS_PER_BATCH,
     PyBulletBridge,
@@ -17,7 +18,6 @@ from cosmos_sim.bridges.pybullet import (
     look_at,
     make_scene,
 )
-
 from cosmos_sim.types import CameraSpec, LidarSpec, SpecError
 
 RENDERERS = ["tiny", "egl"]

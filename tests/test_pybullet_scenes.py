@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cosmos_sim.bridges.pybullet import SCENES, make_scene, record_episode
 
+from cosmos_sim.bridges.pybullet import SCENES, make_scene, record_episode
 from cosmos_sim.episode import Episode
 from cosmos_sim.types import SpecError
 
