@@ -1,10 +1,11 @@
 """`cosmos_sim/PushCube-v0`: a planar pusher moves a cube onto a goal disk on a table.
 
 The real simulator behind the learned PushCube env. PyBullet in DIRECT mode, a fixed
-top-down RGB camera (64×64 by default), a continuous 2-D action in [-1, 1]² that moves the
-pusher by up to `max_step_m` per step. The camera looks straight down with image right =
-world +x and image up = world +y, and the light comes from straight above, so the scene is
-symmetric under the 8 flips/rotations of the square (the world model trains with them).
+top-down RGB camera (64×64 by default) rendered through `cosmos_sim.bridges.pybullet.
+PyBulletBridge` (TinyRenderer by default: at 64×64 it needs no GPU; the shipped world model
+was trained on its frames, so `renderer="egl"` frames are out of its distribution), and a
+continuous 2-D action in [-1, 1]² that moves the pusher by up to `max_step_m` per step. The
+camera looks straight down: image right = world +x, image up = world +y.
 
 Reward is dense and bounded: 0.25·(1 − tanh(10·d_pusher→cube)) + 0.75·(1 − tanh(10·d_cube→goal))
 each step, and 1.0 on success. Success (`info["success"]`) is the cube centre within
@@ -26,6 +27,7 @@ import gymnasium as gym
 import numpy as np
 import pybullet as p
 
+from cosmos_sim.bridges.pybullet import PyBulletBridge
 from cosmos_sim.episode import EpisodeWriter
 from cosmos_sim.types import CameraSpec, SensorFrame, SpecError
 
@@ -52,12 +54,16 @@ def top_camera(size: int) -> CameraSpec:
             [0.0, 0.0, 0.0, 1.0],
         ]
     )
-    fov = 2 * math.degrees(math.atan(HALF_VIEW_M / CAMERA_HEIGHT_M))
+    focal_px = 0.5 * size * CAMERA_HEIGHT_M / HALF_VIEW_M
+    # The principal point sits half a pixel right of and above the image centre: the frames
+    # the shipped world model was trained on were rendered that way (TinyRenderer), so the
+    # world model's pixels and this K agree.
+    K = ((focal_px, 0.0, size / 2 + 0.5), (0.0, focal_px, size / 2 - 0.5), (0.0, 0.0, 1.0))
     return CameraSpec(
         name=CAMERA_NAME,
         width=size,
         height=size,
-        fov_deg=fov,
+        K=K,
         cam_to_body=cam_to_world,
         near_m=0.5,
         far_m=1.5,
@@ -106,7 +112,7 @@ class PushCubeEnv(gym.Env):
         self._client = p.connect(p.DIRECT)
         self._renderer = renderer
         self._build_scene()
-        self._bridge = self._make_bridge()
+        self._bridge = PyBulletBridge(self._client, [self.camera], renderer=renderer)
         self._writer: EpisodeWriter | None = None
         self._episodes_recorded = 0
         self._steps = 0
@@ -175,44 +181,9 @@ class PushCubeEnv(gym.Env):
             physicsClientId=c,
         )
 
-    def _make_bridge(self) -> Any:
-        try:
-            from cosmos_sim.bridges.pybullet import PyBulletBridge
-        except ImportError:
-            return None
-        return PyBulletBridge(self._client, [self.camera], renderer=self._renderer)
-
     def _frame(self, index: int) -> SensorFrame:
-        sim_time = index / self.control_hz
-        if self._bridge is not None:
-            (frame,) = self._bridge.capture(index, sim_time)
-            return frame
-        return SensorFrame(
-            sensor=CAMERA_NAME,
-            frame_index=index,
-            sim_time_s=sim_time,
-            cam_to_world=self.camera.cam_to_body_matrix,
-            camera=self.camera,
-            rgb=self._render_direct(),
-        )
-
-    def _render_direct(self) -> np.ndarray:
-        size = self.image_size
-        view = p.computeViewMatrix([0, 0, CAMERA_HEIGHT_M], [0, 0, 0], [0, 1, 0])
-        proj = p.computeProjectionMatrixFOV(
-            self.camera.fov_deg, 1.0, self.camera.near_m, self.camera.far_m
-        )
-        _, _, rgba, _, _ = p.getCameraImage(
-            size,
-            size,
-            view,
-            proj,
-            lightDirection=[0, 0, 1],
-            shadow=0,
-            renderer=p.ER_TINY_RENDERER,
-            physicsClientId=self._client,
-        )
-        return np.asarray(rgba, dtype=np.uint8).reshape(size, size, 4)[:, :, :3].copy()
+        (frame,) = self._bridge.capture(index, index / self.control_hz)
+        return frame
 
     # -- state -------------------------------------------------------------------------
     def _xy(self, body: int) -> np.ndarray:
@@ -388,6 +359,9 @@ class PushCubeEnv(gym.Env):
 
     def close(self) -> None:
         self._close_writer(complete=True)
+        if self._bridge is not None:
+            self._bridge.close()
+            self._bridge = None
         if self._client is not None and p.isConnected(self._client):
             p.disconnect(self._client)
         self._client = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+
 from cosmos_sim.envs.pushcube import CUBE_HALF_M, HALF_VIEW_M, PUSHER_RADIUS_M
 
 Policy = Callable[[np.ndarray], np.ndarray]
@@ -150,3 +151,26 @@ def reseed_all(seed: int) -> None:
     for offset, policy in enumerate(POLICIES.values()):
         if hasattr(policy, "reseed"):
             policy.reseed(seed * 1000 + offset)
+
+
+def features(obs: np.ndarray) -> np.ndarray:
+    """10-D features from a frame: pusher, cube, goal xy (m), cube - pusher, goal - cube;
+    zeros for an object not seen. What the PPO policies below act on."""
+    found = [np.zeros(2) if v is None else v for v in detect(obs)]
+    pusher, cube, goal = found
+    return np.concatenate([pusher, cube, goal, cube - pusher, goal - cube]).astype(np.float32) * 5
+
+
+class FeaturePPO:
+    """A stable-baselines3 PPO model trained on `features(obs)`, acting on frames."""
+
+    def __init__(self, path: str, deterministic: bool = True) -> None:
+        from stable_baselines3 import PPO
+
+        self.path = path
+        self.model = PPO.load(path, device="cpu")
+        self.deterministic = deterministic
+
+    def __call__(self, obs: np.ndarray) -> np.ndarray:
+        action, _ = self.model.predict(features(obs), deterministic=self.deterministic)
+        return np.asarray(action, np.float32)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cosmos_sim.envs.pushcube import PushCubeEnv
-from cosmos_sim.envs.pushcube_policies import NoisyScripted, detect
 from gymnasium.utils.env_checker import check_env
 
+from cosmos_sim.envs.pushcube import PushCubeEnv
+from cosmos_sim.envs.pushcube_policies import NoisyScripted, detect
 from cosmos_sim.episode import Episode
 from cosmos_sim.types import SpecError
 
