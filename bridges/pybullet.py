@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 import pybullet as p
+from tqdm import tqdm
 
 from cosmos_sim.bridges.pybullet_scenes import (
     PHYSICS_HZ,
@@ -212,7 +213,7 @@ class PyBulletBridge:
         self._check_sensors()
         self._mounts = self._check_mounts(dict(mounts or {}))
         self.class_names: dict[int, str] = {}
-        self._classes(body_classes, class_names)
+        self._init_classes(body_classes, class_names)
         for cam in self.cameras:  # reject a bad K before touching the renderer
             gl_projection(cam.intrinsics, cam.width, cam.height, cam.near_m, cam.far_m)
         self._rays = {lidar.name: lidar.ray_directions() * lidar.range_m for lidar in self.lidars}
@@ -264,7 +265,18 @@ class PyBulletBridge:
                     f"PyBulletBridge.mounts: {name!r} is not a sensor; "
                     f"sensors are {sorted(sensors)}"
                 )
-            body, link = (mount, -1) if isinstance(mount, int | np.integer) else tuple(mount)
+            if isinstance(mount, int | np.integer):
+                mount = (mount, -1)
+            if not (
+                isinstance(mount, tuple | list)
+                and len(mount) == 2
+                and all(isinstance(v, int | np.integer) for v in mount)
+            ):
+                raise SpecError(
+                    f"PyBulletBridge.mounts[{name!r}]: give a body id or a (body id, link "
+                    f"index) pair, got {mount!r}"
+                )
+            body, link = mount
             if body not in bodies:
                 raise SpecError(
                     f"PyBulletBridge.mounts[{name!r}]: body {body} does not exist in client "
@@ -279,7 +291,7 @@ class PyBulletBridge:
             checked[name] = (int(body), int(link))
         return checked
 
-    def _classes(
+    def _init_classes(
         self, body_classes: Mapping[int, int] | None, class_names: Mapping[int, str] | None
     ) -> None:
         self._default_classes = body_classes is None
@@ -494,6 +506,8 @@ def enable_egl(client_id: int) -> bool:
     TinyRenderer. Calling it again on the same client is a no-op. The plugin stays loaded
     until `p.disconnect` (see `PyBulletBridge.close`).
     """
+    if p.getConnectionInfo(physicsClientId=client_id)["connectionMethod"] == p.GUI:
+        return False  # a GUI client renders through its own window
     if egl_active(client_id):
         return True
     if p.getNumBodies(physicsClientId=client_id) > 0:
@@ -536,7 +550,8 @@ def _quiet_stdout() -> Iterator[None]:
 
 
 class Scene:
-    """A built-in world with its own scripted motion, and a bridge attached to it."""
+    """A built-in world with its own scripted motion, in its own DIRECT client, and a bridge
+    attached to it. `step()` advances 1/fps seconds; `bridge.capture(...)` senses the tick."""
 
     def __init__(
         self,
@@ -550,6 +565,8 @@ class Scene:
         self.name = name
         self.seed = seed
         self.fps = SCENE_FPS
+        if name not in SCENE_WORLDS:
+            raise SpecError(f"scene {name!r} is not known; choose one of {sorted(SCENE_WORLDS)}")
         if renderer not in RENDERERS:
             raise SpecError(f"make_scene.renderer: {renderer!r} is not one of {RENDERERS}")
         self.client_id = p.connect(p.DIRECT)
@@ -626,8 +643,6 @@ def make_scene(
     name: str, *, seed: int = 0, width: int = 1280, height: int = 704, renderer: str = "auto"
 ) -> Scene:
     """Build a built-in scene (`tabletop`, `street`) in a new DIRECT client."""
-    if name not in SCENES:
-        raise SpecError(f"scene {name!r} is not known; choose one of {sorted(SCENES)}")
     return Scene(name, seed=seed, width=width, height=height, renderer=renderer)
 
 
@@ -653,8 +668,6 @@ def record_episode(scene: Scene, seconds: float, out: str | Path, *, progress: b
             "pybullet_api_version": p.getAPIVersion(),
         },
     )
-    from tqdm import tqdm
-
     with writer:
         for index in tqdm(
             range(ticks), desc=f"capture {scene.name}", unit="tick", disable=not progress

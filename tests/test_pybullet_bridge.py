@@ -402,6 +402,7 @@ def test_bad_bridge_input_gets_clear_errors(client):
         (dict(cameras=[cam], mounts={"eye": 99}), "body 99 does not exist"),
         (dict(cameras=[cam], mounts={"eye": (box, 3)}), "links -1..-1"),
         (dict(cameras=[cam], mounts={"nose": box}), "'nose' is not a sensor"),
+        (dict(cameras=[cam], mounts={"eye": "base"}), "give a body id or a"),
         (dict(cameras=[cam], body_classes={42: 1}), "body 42 does not exist"),
         (dict(cameras=[cam], body_classes={box: -1}), "ints >= 0"),
         (dict(cameras=[cam], renderer="vulkan"), "not one of"),
