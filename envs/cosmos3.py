@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from cosmos_sim.envs.world_model import StepResult, WorldModelError, WorldState, fit_context
 
+from cosmos_sim.envs.world_model import StepResult, WorldModelError, WorldState, fit_context
 from cosmos_sim.transfer.diffusers_backend import (
     GUARDRAIL_HELP,
     MAX_PARAMS_WITHOUT_GUARDRAIL,

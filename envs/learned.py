@@ -21,6 +21,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+
 from cosmos_sim.envs.world_model import (
     CHUNK_MODES,
     ChunkMode,
@@ -35,7 +36,6 @@ from cosmos_sim.envs.world_model import (
     fold_chunk,
     outcome,
 )
-
 from cosmos_sim.episode import Episode, EpisodeError
 
 
@@ -417,7 +417,9 @@ class LearnedEnv(gym.Env):
         self.render_mode = render_mode
         if render_fps is not None:
             self.metadata = {**self.metadata, "render_fps": render_fps}
-        self._options = dict(
+        self.core = LearnedCore(
+            model,
+            num_lanes=1,
             chunk_mode=chunk_mode,
             action_low=action_low,
             action_high=action_high,
@@ -428,7 +430,6 @@ class LearnedEnv(gym.Env):
             actions_per_call=actions_per_call,
             starts=build_starts(episodes, start_frames, camera, action_key, start_anywhere),
         )
-        self.core = LearnedCore(model, num_lanes=1, **self._options)
         self.observation_space = self.core.observation_space
         self.action_space = self.core.action_space
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cosmos_sim.envs.vector import LearnedVectorEnv, core_of
-from cosmos_sim.envs.world_model import WorldModelError
 from gymnasium.vector import AutoresetMode
 
+from cosmos_sim.envs.vector import LearnedVectorEnv, core_of
+from cosmos_sim.envs.world_model import WorldModelError
 from cosmos_sim.imaging import image_grid, save_png
 from cosmos_sim.video import write_video
 

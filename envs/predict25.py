@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+
 from cosmos_sim.envs.world_model import StepResult, WorldModelError, WorldState, fit_context
 
 SCRIPT = "examples/action_conditioned.py"

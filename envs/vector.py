@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from cosmos_sim.envs.learned import LearnedCore, StartFrames, build_starts
-from cosmos_sim.envs.world_model import ChunkMode, RewardFn, WorldModel, WorldModelError
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from cosmos_sim.envs.learned import LearnedCore, StartFrames, build_starts
+from cosmos_sim.envs.world_model import ChunkMode, RewardFn, WorldModel, WorldModelError
 from cosmos_sim.episode import Episode
 
 

@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from fakes.safety_double import PassThroughSafetyChecker
+from fakes.tiny_cosmos3 import save_tiny_cosmos3, tiny_cosmos3_pipeline
+
 from cosmos_sim.envs import LearnedEnv
 from cosmos_sim.envs import cosmos3 as cosmos3_module
 from cosmos_sim.envs.cosmos3 import Cosmos3WorldModel
 from cosmos_sim.envs.world_model import WorldModelError
-from fakes.safety_double import PassThroughSafetyChecker
-from fakes.tiny_cosmos3 import save_tiny_cosmos3, tiny_cosmos3_pipeline
-
 from cosmos_sim.transfer.diffusers_backend import SafetyError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

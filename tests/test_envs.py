@@ -9,6 +9,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from fakes.tiny_world_model import TinyWorldModel, start_clips
+from gymnasium.utils.env_checker import check_env
+from gymnasium.vector import AutoresetMode
+
+import cosmos_sim  # noqa: F401  (registers the gymnasium ids)
+from cosmos_sim import CameraSpec, EpisodeWriter, SensorFrame
 from cosmos_sim.envs import LearnedEnv, LearnedVectorEnv, rollout, write_multiverse
 from cosmos_sim.envs.world_model import (
     StepResult,
@@ -17,12 +23,6 @@ from cosmos_sim.envs.world_model import (
     fold_chunk,
     outcome,
 )
-from fakes.tiny_world_model import TinyWorldModel, start_clips
-from gymnasium.utils.env_checker import check_env
-from gymnasium.vector import AutoresetMode
-
-import cosmos_sim  # noqa: F401  (registers the gymnasium ids)
-from cosmos_sim import CameraSpec, EpisodeWriter, SensorFrame
 from cosmos_sim.video import read_video
 
 
@@ -89,6 +89,22 @@ def test_importing_cosmos_sim_registers_ids_without_torch_or_pybullet():
         "['cosmos_sim/Learned-v0', 'cosmos_sim/LearnedPushCube-v0', "
         "'cosmos_sim/PushCube-v0'] False False"
     )
+
+
+def test_gymnasium_module_prefix_imports_cosmos_sim_for_the_user():
+    # gymnasium does not import a namespace by itself: `make("cosmos_sim/...")` needs
+    # `import cosmos_sim` first, or the "module:id" form, which imports it.
+    code = (
+        "import gymnasium as gym\n"
+        "try:\n    gym.make('cosmos_sim/PushCube-v0')\nexcept gym.error.Error:\n"
+        "    print('needs import')\n"
+        "env = gym.make('cosmos_sim:cosmos_sim/PushCube-v0', image_size=32)\n"
+        "print(env.reset(seed=0)[0].shape)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out[-2:] == ["needs import", "(32, 32, 3)"]
 
 
 def test_step_moves_the_frame_by_the_model_and_reports_its_reward():

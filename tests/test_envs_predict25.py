@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from cosmos_sim.envs import LearnedEnv, LearnedVectorEnv
 from cosmos_sim.envs.predict25 import (
     ACTION_HIGH,

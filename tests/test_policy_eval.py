@@ -7,6 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
+from fakes.tiny_world_model import TinyWorldModel
+from typer.testing import CliRunner
+
+from cosmos_sim.cli import app
 from cosmos_sim.envs.learned import LearnedEnv
 from cosmos_sim.envs.policy_eval import (
     Policy,
@@ -21,10 +25,6 @@ from cosmos_sim.envs.policy_eval import (
     spearman,
 )
 from cosmos_sim.envs.pushcube import PushCubeEnv
-from fakes.tiny_world_model import TinyWorldModel
-from typer.testing import CliRunner
-
-from cosmos_sim.cli import app
 
 POLICIES = "cosmos_sim.envs.pushcube_policies"
 

@@ -9,6 +9,7 @@ It counts its `start` and `step` calls so tests can assert one batched call per 
 from __future__ import annotations
 
 import torch
+
 from cosmos_sim.envs.world_model import StepResult, WorldState, fit_context, push_context
 
 
