@@ -229,20 +229,52 @@ def serve(
     max_array_mb: Annotated[int, typer.Option(help="Largest array frame in MiB.")] = 256,
     max_message_mb: Annotated[int, typer.Option(help="Largest request in MiB.")] = 512,
     max_arrays: Annotated[int, typer.Option(help="Most array frames per request.")] = 64,
+    transfer_backend: Annotated[
+        str, typer.Option(help="Backend of transfer jobs: appearance, diffusers, cosmos-cli.")
+    ] = "appearance",
+    transfer_option: Annotated[
+        list[str] | None, typer.Option(help="KEY=VALUE backend option (repeat), e.g. model=DIR.")
+    ] = None,
+    job_workers: Annotated[int, typer.Option(help="Transfer jobs run at once.")] = 1,
+    env_id: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Gymnasium id clients may make (repeat); default: "
+            "cosmos_sim/LearnedPushCube-v0 and cosmos_sim/PushCube-v0."
+        ),
+    ] = None,
 ) -> None:
     """Run the ZeroMQ sidecar (PROTOCOL.md) until SIGINT/SIGTERM or a `shutdown` request."""
+    import json
     import signal
 
     from cosmos_sim.sidecar import Limits, Server
 
     with user_errors():
+        options = {}
+        for item in transfer_option or []:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"--transfer-option {item!r}: write KEY=VALUE")
+            try:
+                options[key] = json.loads(value)
+            except json.JSONDecodeError:
+                options[key] = value
         limits = Limits(
             max_message_bytes=max_message_mb * 2**20,
             max_array_bytes=max_array_mb * 2**20,
             max_arrays=max_arrays,
         )
         server = Server(
-            bind, workers=workers, limits=limits, curve_keys=curve_keys, data_dir=data_dir
+            bind,
+            workers=workers,
+            limits=limits,
+            curve_keys=curve_keys,
+            data_dir=data_dir,
+            transfer_backend=transfer_backend,
+            transfer_options=options,
+            job_workers=job_workers,
+            env_ids=env_id,
         )
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: server.request_stop())

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cosmos_sim.controls import depth_control, edge_control, seg_control, seg_palette
 
+from cosmos_sim.controls import depth_control, edge_control, seg_control, seg_palette
 from cosmos_sim.sidecar import Server
 
 NODE_CLIENT = Path(__file__).resolve().parents[1] / "examples" / "clients" / "node"
@@ -39,7 +39,10 @@ def test_node_client_hello_then_controls(tmp_path, transport):
     with Server(bind, workers=2, data_dir=tmp_path) as server:
         out = subprocess.run(
             [NODE, "hello_controls.mjs", server.endpoint, str(W), str(H)],
-            cwd=NODE_CLIENT, capture_output=True, text=True, timeout=60,
+            cwd=NODE_CLIENT,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert out.returncode == 0, out.stderr
         stats = server.stats.snapshot()

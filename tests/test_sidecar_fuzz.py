@@ -14,8 +14,9 @@ from cosmos_sim.sidecar import ErrorCode, Server
 from cosmos_sim.sidecar.methods import method_table
 from cosmos_sim.sidecar.protocol import ALLOWED_DTYPES, encode_request
 
-FUZZ = settings(max_examples=200, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 CODES = set(ErrorCode.all())
 
 
@@ -77,18 +78,28 @@ def test_truncated_and_dropped_frames(sock, data):
     frames = valid_echo()
     which = data.draw(st.integers(0, len(frames) - 1))
     if data.draw(st.booleans()):
-        frames = frames[:which] + frames[which + 1:]  # a missing frame
+        frames = frames[:which] + frames[which + 1 :]  # a missing frame
     else:
         cut = data.draw(st.integers(0, max(len(frames[which]) - 1, 0)))
         frames[which] = frames[which][:cut]  # a truncated frame
     assert_error(exchange(sock, frames))
 
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1),
-                    st.floats(allow_nan=True), st.text(max_size=8), st.binary(max_size=8))
-values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)),
-    max_leaves=12)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**64 - 1),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.binary(max_size=8),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
 
 
 @FUZZ
@@ -106,11 +117,15 @@ def test_wrong_descriptors(sock, key, value):
 
 
 @FUZZ
-@given(st.lists(st.integers(0, 2**62), min_size=1, max_size=8),
-       st.sampled_from(ALLOWED_DTYPES))
+@given(st.lists(st.integers(0, 2**62), min_size=1, max_size=8), st.sampled_from(ALLOWED_DTYPES))
 def test_huge_shapes_are_refused_before_allocating(sock, shape, dtype):
-    header = {"v": 1, "id": 3, "method": "echo", "params": {},
-              "arrays": [{"name": "x", "dtype": dtype, "shape": shape, "frame": 1}]}
+    header = {
+        "v": 1,
+        "id": 3,
+        "method": "echo",
+        "params": {},
+        "arrays": [{"name": "x", "dtype": dtype, "shape": shape, "frame": 1}],
+    }
     reply = exchange(sock, [msgpack.packb(header), b"\x00" * 16])
     nbytes = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
     if nbytes == 16:
@@ -121,8 +136,11 @@ def test_huge_shapes_are_refused_before_allocating(sock, shape, dtype):
 
 
 @FUZZ
-@given(st.dictionaries(st.sampled_from(["v", "id", "method", "params", "arrays", "x"]),
-                       values, max_size=6))
+@given(
+    st.dictionaries(
+        st.sampled_from(["v", "id", "method", "params", "arrays", "x"]), values, max_size=6
+    )
+)
 def test_headers_with_wrong_types(sock, header):
     reply = exchange(sock, [msgpack.packb(header)])
     assert_error(reply)
@@ -137,11 +155,12 @@ def test_unknown_methods(sock, method):
 
 
 @FUZZ
-@given(st.sampled_from(["controls", "episode_open", "episode_append", "describe", "hello"]),
-       st.dictionaries(st.text(max_size=12), values, max_size=4))
+@given(
+    st.sampled_from(["controls", "episode_open", "episode_append", "describe", "hello"]),
+    st.dictionaries(st.text(max_size=12), values, max_size=4),
+)
 def test_random_params(sock, method, params):
-    reply = exchange(sock, [msgpack.packb({"v": 1, "id": 12, "method": method,
-                                           "params": params})])
+    reply = exchange(sock, [msgpack.packb({"v": 1, "id": 12, "method": method, "params": params})])
     if not reply["ok"]:  # hello and describe take all-optional params
         assert_error(reply)
         assert reply["id"] == 12
@@ -149,7 +168,8 @@ def test_random_params(sock, method, params):
 
 @pytest.mark.parametrize("ext", [msgpack.ExtType(1, b"os.system"), msgpack.Timestamp(0, 1)])
 def test_ext_types_are_refused(sock, ext):
-    reply = exchange(sock, [msgpack.packb({"v": 1, "id": 1, "method": "echo",
-                                           "params": {"params": {"x": ext}}})])
+    reply = exchange(
+        sock, [msgpack.packb({"v": 1, "id": 1, "method": "echo", "params": {"params": {"x": ext}}})]
+    )
     assert_error(reply)
     assert reply["error"]["code"] == ErrorCode.BAD_HEADER and reply["id"] is None

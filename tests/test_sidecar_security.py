@@ -55,7 +55,9 @@ def keys(tmp_path) -> Path:
 def test_keygen_layout_and_refusal_to_overwrite(keys):
     assert (keys / "server.key").is_file() and (keys / "server.key_secret").is_file()
     assert sorted(p.name for p in (keys / "authorized_clients").iterdir()) == [
-        "robot1.key", "robot2.key"]
+        "robot1.key",
+        "robot2.key",
+    ]
     assert oct((keys / "clients" / "robot1.key_secret").stat().st_mode & 0o777) == "0o600"
     with pytest.raises(FileExistsError):
         keygen(keys, "robot1")
@@ -64,8 +66,11 @@ def test_keygen_layout_and_refusal_to_overwrite(keys):
 def test_curve_accepts_authorised_clients_and_refuses_others(keys, tmp_path):
     with Server("tcp://127.0.0.1:*", curve_keys=keys, data_dir=tmp_path) as srv:
         assert srv.curve
-        with Client(srv.endpoint, curve_server_key=keys / "server.key",
-                    curve_client_cert=keys / "clients" / "robot1.key_secret") as c:
+        with Client(
+            srv.endpoint,
+            curve_server_key=keys / "server.key",
+            curve_client_cert=keys / "clients" / "robot1.key_secret",
+        ) as c:
             assert c.server_info["curve"] is True
             assert c.echo(a=np.arange(3)).arrays["a"].tolist() == [0, 1, 2]
         with pytest.raises(SidecarTimeout):  # no encryption: the handshake never completes
@@ -73,12 +78,19 @@ def test_curve_accepts_authorised_clients_and_refuses_others(keys, tmp_path):
         stranger = tmp_path / "stranger"
         keygen(stranger, "eve")  # a valid keypair the server does not know
         with pytest.raises(SidecarTimeout):
-            Client(srv.endpoint, timeout_s=0.5, retries=0,
-                   curve_server_key=keys / "server.key",
-                   curve_client_cert=stranger / "clients" / "eve.key_secret")
+            Client(
+                srv.endpoint,
+                timeout_s=0.5,
+                retries=0,
+                curve_server_key=keys / "server.key",
+                curve_client_cert=stranger / "clients" / "eve.key_secret",
+            )
         # refused clients got no session and did not hurt the server
-        with Client(srv.endpoint, curve_server_key=keys / "server.key",
-                    curve_client_cert=keys / "clients" / "robot2.key_secret") as c:
+        with Client(
+            srv.endpoint,
+            curve_server_key=keys / "server.key",
+            curve_client_cert=keys / "clients" / "robot2.key_secret",
+        ) as c:
             assert c.stats()["sessions"] == 2  # robot1 (idle) and robot2
 
 
@@ -96,9 +108,19 @@ def test_ipc_socket_is_private_to_its_owner(tmp_path):
 def test_serve_command_stops_cleanly_on_sigterm(tmp_path):
     sock_path = tmp_path / "serve.sock"
     proc = subprocess.Popen(
-        [COSMOS_SIM, "serve", "--bind", f"ipc://{sock_path}",
-         "--data-dir", str(tmp_path), "--workers", "2"],
-        stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        [
+            COSMOS_SIM,
+            "serve",
+            "--bind",
+            f"ipc://{sock_path}",
+            "--data-dir",
+            str(tmp_path),
+            "--workers",
+            "2",
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
     )
     try:
         with Client(f"ipc://{sock_path}", timeout_s=30) as c:  # waits while it starts
@@ -116,7 +138,10 @@ def test_serve_command_stops_cleanly_on_sigterm(tmp_path):
 def test_serve_refuses_a_network_bind_without_keys(tmp_path):
     out = subprocess.run(
         [COSMOS_SIM, "serve", "--bind", "tcp://0.0.0.0:5599"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=60,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
     )
     assert out.returncode == 2 and "--curve-keys" in out.stderr
 

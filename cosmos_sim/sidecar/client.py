@@ -30,16 +30,18 @@ from cosmos_sim.sidecar.protocol import (
 from cosmos_sim.sidecar.security import DEFAULT_BIND, apply_client_curve, load_public_key
 
 #: Replies are checked against generous limits: the server already enforces its own.
-_REPLY_LIMITS = Limits(max_message_bytes=2**40, max_array_bytes=2**40, max_arrays=4096,
-                       max_header_bytes=64 * 2**20)
+_REPLY_LIMITS = Limits(
+    max_message_bytes=2**40, max_array_bytes=2**40, max_arrays=4096, max_header_bytes=64 * 2**20
+)
 
 
 class SidecarError(Exception):
     """An error reply: `.code`, `.field` and `.fix` as PROTOCOL.md lists them."""
 
     def __init__(self, code: str, message: str, field: str = "", fix: str = "") -> None:
-        super().__init__(f"{code}: {message}" + (f" [{field}]" if field else "")
-                         + (f" — {fix}" if fix else ""))
+        super().__init__(
+            f"{code}: {message}" + (f" [{field}]" if field else "") + (f" — {fix}" if fix else "")
+        )
         self.code, self.message, self.field, self.fix = code, message, field, fix
 
 
@@ -77,8 +79,11 @@ class Client:
         if curve_server_key is not None:
             if curve_client_cert is None:
                 raise ValueError("curve_client_cert: pass the client's .key_secret file too")
-            key = curve_server_key if isinstance(curve_server_key, bytes) else (
-                load_public_key(curve_server_key))
+            key = (
+                curve_server_key
+                if isinstance(curve_server_key, bytes)
+                else (load_public_key(curve_server_key))
+            )
             apply_client_curve(self._socket, key, curve_client_cert)
         self._socket.connect(address)
         self._idempotent: set[str] = {"hello"}
@@ -106,8 +111,9 @@ class Client:
         their effect.
         """
         request_id = next(self._ids)
-        frames = encode_request(request_id, method, params, arrays,
-                                version=self.version or SUPPORTED_VERSIONS[-1])
+        frames = encode_request(
+            request_id, method, params, arrays, version=self.version or SUPPORTED_VERSIONS[-1]
+        )
         attempts = 1 + (self.retries if method in self._idempotent else 0)
         timeout_s = self.timeout_s if timeout_s is None else timeout_s
         for _ in range(attempts):
@@ -133,14 +139,20 @@ class Client:
                 continue  # a late reply to an earlier attempt: drop it
             if not header.get("ok"):
                 error = header.get("error") or {}
-                raise SidecarError(error.get("code", "?"), error.get("message", ""),
-                                   error.get("field", ""), error.get("fix", ""))
+                raise SidecarError(
+                    error.get("code", "?"),
+                    error.get("message", ""),
+                    error.get("field", ""),
+                    error.get("fix", ""),
+                )
             try:
-                arrays = decode_arrays(header.get("arrays", []),
-                                       [f.buffer for f in frames[1:]], _REPLY_LIMITS)
+                arrays = decode_arrays(
+                    header.get("arrays", []), [f.buffer for f in frames[1:]], _REPLY_LIMITS
+                )
             except ProtocolError as exc:
-                raise SidecarError(exc.code, f"bad reply from server: {exc.message}",
-                                   exc.field, exc.fix) from None
+                raise SidecarError(
+                    exc.code, f"bad reply from server: {exc.message}", exc.field, exc.fix
+                ) from None
             return Reply(header.get("result", {}), arrays)
         return None
 
@@ -157,8 +169,9 @@ class Client:
     # -- methods -------------------------------------------------------------------------
 
     def hello(self, client_name: str = "cosmos-sim-python") -> dict[str, Any]:
-        result = self.call("hello", {"versions": list(SUPPORTED_VERSIONS),
-                                     "client": client_name}).result
+        result = self.call(
+            "hello", {"versions": list(SUPPORTED_VERSIONS), "client": client_name}
+        ).result
         self.version = result["version"]
         self._idempotent = set(result["idempotent"])
         return result
@@ -173,27 +186,51 @@ class Client:
         return self.call("describe", {"methods": list(methods)}).result["methods"]
 
     def controls(
-        self, modalities: Sequence[str], *, rgb: np.ndarray | None = None,
-        depth_m: np.ndarray | None = None, instance_id: np.ndarray | None = None,
-        points_world: np.ndarray | None = None, **params: Any,
+        self,
+        modalities: Sequence[str],
+        *,
+        rgb: np.ndarray | None = None,
+        depth_m: np.ndarray | None = None,
+        instance_id: np.ndarray | None = None,
+        points_world: np.ndarray | None = None,
+        **params: Any,
     ) -> dict[str, np.ndarray]:
         """Control frames for one tick, {modality: uint8 H×W×3}."""
-        arrays = {k: v for k, v in (("rgb", rgb), ("depth_m", depth_m),
-                                    ("instance_id", instance_id),
-                                    ("points_world", points_world)) if v is not None}
+        arrays = {
+            k: v
+            for k, v in (
+                ("rgb", rgb),
+                ("depth_m", depth_m),
+                ("instance_id", instance_id),
+                ("points_world", points_world),
+            )
+            if v is not None
+        }
         return self.call("controls", {"modalities": list(modalities), **params}, arrays).arrays
 
     def episode_open(self, path: str, **params: Any) -> str:
         return self.call("episode_open", {"path": path, **params}).result["episode"]
 
     def episode_append(
-        self, episode: str, sim_time_s: float, sensors: Mapping[str, Mapping[str, Any]],
-        arrays: Mapping[str, np.ndarray] | None = None, **params: Any,
+        self,
+        episode: str,
+        sim_time_s: float,
+        sensors: Mapping[str, Mapping[str, Any]],
+        arrays: Mapping[str, np.ndarray] | None = None,
+        **params: Any,
     ) -> int:
-        sensors = {name: {k: np.asarray(v).tolist() if isinstance(v, np.ndarray) else v
-                          for k, v in info.items()} for name, info in sensors.items()}
-        reply = self.call("episode_append", {"episode": episode, "sim_time_s": sim_time_s,
-                                             "sensors": sensors, **params}, arrays)
+        sensors = {
+            name: {
+                k: np.asarray(v).tolist() if isinstance(v, np.ndarray) else v
+                for k, v in info.items()
+            }
+            for name, info in sensors.items()
+        }
+        reply = self.call(
+            "episode_append",
+            {"episode": episode, "sim_time_s": sim_time_s, "sensors": sensors, **params},
+            arrays,
+        )
         return reply.result["index"]
 
     def episode_close(self, episode: str, complete: bool = True) -> dict[str, Any]:

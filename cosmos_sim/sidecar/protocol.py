@@ -307,12 +307,16 @@ def decode_arrays(
         name, dtype, shape, frame = _check_descriptor(desc, where, len(bufs))
         if name in arrays:
             raise ProtocolError(
-                ErrorCode.BAD_ARRAY, f"array name {name!r} repeats", f"{where}.name",
+                ErrorCode.BAD_ARRAY,
+                f"array name {name!r} repeats",
+                f"{where}.name",
                 "give each array a unique name",
             )
         if frame in used_frames:
             raise ProtocolError(
-                ErrorCode.BAD_ARRAY, f"frame {frame} is described twice", f"{where}.frame",
+                ErrorCode.BAD_ARRAY,
+                f"frame {frame} is described twice",
+                f"{where}.frame",
                 "each descriptor names a different frame (1 is the first after the header)",
             )
         used_frames.add(frame)
@@ -345,26 +349,34 @@ def decode_arrays(
 def _check_descriptor(desc: Any, where: str, num_frames: int) -> tuple[str, np.dtype, tuple, int]:
     if not isinstance(desc, dict):
         raise ProtocolError(
-            ErrorCode.BAD_ARRAY, f"descriptor is a {type(desc).__name__}", where,
+            ErrorCode.BAD_ARRAY,
+            f"descriptor is a {type(desc).__name__}",
+            where,
             "send a map with name, dtype, shape, frame (and optionally order)",
         )
     unknown = set(desc) - DESCRIPTOR_KEYS
     if unknown:
         raise ProtocolError(
-            ErrorCode.BAD_ARRAY, f"unknown descriptor key(s) {sorted(unknown)}",
-            f"{where}.{sorted(unknown)[0]}", f"use only {sorted(DESCRIPTOR_KEYS)}",
+            ErrorCode.BAD_ARRAY,
+            f"unknown descriptor key(s) {sorted(unknown)}",
+            f"{where}.{sorted(unknown)[0]}",
+            f"use only {sorted(DESCRIPTOR_KEYS)}",
         )
     name = desc.get("name")
     if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_LEN:
         raise ProtocolError(
-            ErrorCode.BAD_ARRAY, f"array name is {name!r}", f"{where}.name",
+            ErrorCode.BAD_ARRAY,
+            f"array name is {name!r}",
+            f"{where}.name",
             f"give a string name of 1..{MAX_NAME_LEN} characters",
         )
     dtype_name = desc.get("dtype")
     if dtype_name not in ALLOWED_DTYPES:
         raise ProtocolError(
-            ErrorCode.DTYPE_NOT_ALLOWED, f"array {name!r}: dtype {dtype_name!r} is not allowed",
-            f"{where}.dtype", f"use one of {list(ALLOWED_DTYPES)}",
+            ErrorCode.DTYPE_NOT_ALLOWED,
+            f"array {name!r}: dtype {dtype_name!r} is not allowed",
+            f"{where}.dtype",
+            f"use one of {list(ALLOWED_DTYPES)}",
         )
     shape = desc.get("shape")
     if (
@@ -373,19 +385,25 @@ def _check_descriptor(desc: Any, where: str, num_frames: int) -> tuple[str, np.d
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
     ):
         raise ProtocolError(
-            ErrorCode.BAD_ARRAY, f"array {name!r}: shape {shape!r}", f"{where}.shape",
+            ErrorCode.BAD_ARRAY,
+            f"array {name!r}: shape {shape!r}",
+            f"{where}.shape",
             f"send a list of at most {MAX_NDIM} non-negative ints (C order)",
         )
     order = desc.get("order", "<")
     if order not in BYTE_ORDERS:
         raise ProtocolError(
-            ErrorCode.BAD_ARRAY, f"array {name!r}: byte order {order!r}", f"{where}.order",
+            ErrorCode.BAD_ARRAY,
+            f"array {name!r}: byte order {order!r}",
+            f"{where}.order",
             "use '<' (little-endian, the default), '>' (big-endian) or '|' (one-byte dtypes)",
         )
     frame = desc.get("frame")
     if isinstance(frame, bool) or not isinstance(frame, int) or not 1 <= frame <= num_frames:
         raise ProtocolError(
-            ErrorCode.BAD_ARRAY, f"array {name!r}: frame {frame!r}", f"{where}.frame",
+            ErrorCode.BAD_ARRAY,
+            f"array {name!r}: frame {frame!r}",
+            f"{where}.frame",
             f"give the frame's position after the header, 1..{num_frames}",
         )
     dtype = np.dtype(dtype_name)
@@ -401,12 +419,19 @@ def describe_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[list[dict], list[
         arr = np.ascontiguousarray(value)
         if arr.dtype.name not in ALLOWED_DTYPES:
             raise TypeError(f"array {name!r}: dtype {arr.dtype} is not in the protocol allow-list")
-        order = "|" if arr.dtype.itemsize == 1 else (
-            _NATIVE_ORDER if arr.dtype.byteorder in ("=", "|") else arr.dtype.byteorder
+        order = (
+            "|"
+            if arr.dtype.itemsize == 1
+            else (_NATIVE_ORDER if arr.dtype.byteorder in ("=", "|") else arr.dtype.byteorder)
         )
         descriptors.append(
-            {"name": name, "dtype": arr.dtype.name, "shape": list(arr.shape), "order": order,
-             "frame": i + 1}
+            {
+                "name": name,
+                "dtype": arr.dtype.name,
+                "shape": list(arr.shape),
+                "order": order,
+                "frame": i + 1,
+            }
         )
         buffers.append(arr if arr.ndim else arr.reshape(1))
     return descriptors, buffers
@@ -420,8 +445,13 @@ def encode_request(
     version: int = PROTOCOL_VERSION,
 ) -> list[Any]:
     descriptors, buffers = describe_arrays(arrays or {})
-    header = {"v": version, "id": request_id, "method": method, "params": dict(params or {}),
-              "arrays": descriptors}
+    header = {
+        "v": version,
+        "id": request_id,
+        "method": method,
+        "params": dict(params or {}),
+        "arrays": descriptors,
+    }
     return [pack_header(header), *buffers]
 
 
@@ -432,14 +462,18 @@ def encode_reply(
     version: int = PROTOCOL_VERSION,
 ) -> list[Any]:
     descriptors, buffers = describe_arrays(arrays or {})
-    header = {"v": version, "id": request_id, "ok": True, "result": dict(result or {}),
-              "arrays": descriptors}
+    header = {
+        "v": version,
+        "id": request_id,
+        "ok": True,
+        "result": dict(result or {}),
+        "arrays": descriptors,
+    }
     return [pack_header(header), *buffers]
 
 
 def encode_error(
     request_id: int | str | None, error: ProtocolError, version: int = PROTOCOL_VERSION
 ) -> list[bytes]:
-    header = {"v": version, "id": request_id, "ok": False, "error": error.to_dict(),
-              "arrays": []}
+    header = {"v": version, "id": request_id, "ok": False, "error": error.to_dict(), "arrays": []}
     return [pack_header(header)]

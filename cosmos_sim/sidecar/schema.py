@@ -85,17 +85,22 @@ class ArraySpec:
     """One array a method accepts: allowed dtypes and a shape pattern.
 
     Shape entries are ints (exact), strings (a named dim that must agree across the
-    method's arrays) or None (any size).
+    method's arrays) or None (any size); a shape of None allows any shape.
     """
 
     dtypes: tuple[str, ...]
-    shape: tuple[int | str | None, ...]
+    shape: tuple[int | str | None, ...] | None
     required: bool = False
     doc: str = ""
 
     def describe(self) -> dict[str, Any]:
-        return {"dtypes": list(self.dtypes), "shape": list(self.shape),
-                "required": self.required, "doc": self.doc}
+        shape = None if self.shape is None else list(self.shape)
+        return {
+            "dtypes": list(self.dtypes),
+            "shape": shape,
+            "required": self.required,
+            "doc": self.doc,
+        }
 
 
 @dataclass
@@ -141,12 +146,17 @@ class Method:
             "doc": self.doc,
             "idempotent": self.idempotent,
             "params": {
-                name: {"type": p.type_name, "required": p.default is REQUIRED,
-                       "default": None if p.default is REQUIRED else p.default,
-                       "choices": None if p.choices is None else list(p.choices), "doc": p.doc}
+                name: {
+                    "type": p.type_name,
+                    "required": p.default is REQUIRED,
+                    "default": None if p.default is REQUIRED else p.default,
+                    "choices": None if p.choices is None else list(p.choices),
+                    "doc": p.doc,
+                }
                 for name, p in self.params.items()
             },
-            "arrays": None if self.arrays is None
+            "arrays": None
+            if self.arrays is None
             else {name: spec.describe() for name, spec in self.arrays.items()},
         }
 
@@ -205,6 +215,8 @@ def check_arrays(spec: Mapping[str, ArraySpec], arrays: Mapping[str, np.ndarray]
                 f"send {name} as {' or '.join(array_spec.dtypes)}",
             )
         pattern = array_spec.shape
+        if pattern is None:
+            continue
         ok = len(pattern) == arr.ndim
         for want, got in zip(pattern, arr.shape, strict=False):
             if not ok:
@@ -232,5 +244,7 @@ def check_arrays(spec: Mapping[str, ArraySpec], arrays: Mapping[str, np.ndarray]
 
 
 def _pattern(spec: ArraySpec) -> str:
+    if spec.shape is None:
+        return " or ".join(spec.dtypes)
     dims = "×".join("*" if d is None else str(d) for d in spec.shape) or "a scalar"
     return f"{' or '.join(spec.dtypes)} {dims}"

@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,8 @@ from cosmos_sim.types import SpecError
 
 log = logging.getLogger("cosmos_sim.sidecar")
 
+#: Gymnasium ids a client may make with env_make unless the server is given others.
+DEFAULT_ENV_IDS = ("cosmos_sim/LearnedPushCube-v0", "cosmos_sim/PushCube-v0")
 _REPLIES_ENDPOINT = "inproc://cosmos-sim-sidecar-replies-{}"
 _POLL_MS = 100
 _REAP_EVERY_S = 1.0
@@ -128,8 +130,11 @@ class Stats:
         with self._lock:
             by_method = {k: list(v) for k, v in self._by_method.items()}
             latency = {k: np.array(v) for k, v in self._latency.items()}
-            out = {"requests": self.requests, "errors": self.errors,
-                   "dropped_replies": self.dropped_replies}
+            out = {
+                "requests": self.requests,
+                "errors": self.errors,
+                "dropped_replies": self.dropped_replies,
+            }
         every = np.concatenate(list(latency.values())) if latency else np.zeros(0)
         out["uptime_s"] = time.monotonic() - self.started
         out["latency_ms"] = _percentiles(every)
@@ -169,6 +174,10 @@ class Server:
         data_dir: str | Path = "runs/sidecar",
         session_idle_s: float = 3600.0,
         max_sessions: int = 1024,
+        transfer_backend: str = "appearance",
+        transfer_options: Mapping[str, Any] | None = None,
+        job_workers: int = 1,
+        env_ids: Sequence[str] | None = None,
         methods: Mapping[str, Method] | None = None,
     ) -> None:
         if workers < 1:
@@ -184,6 +193,10 @@ class Server:
         self.session_idle_s = session_idle_s
         self.max_sessions = max_sessions
         self.num_workers = workers
+        self.transfer_backend = transfer_backend
+        self.transfer_options = dict(transfer_options or {})
+        self.job_workers = job_workers
+        self.env_ids = tuple(DEFAULT_ENV_IDS if env_ids is None else env_ids)
         self.stats = Stats()
         self.sessions: dict[bytes, Session] = {}
         self.jobs = None  # set by the transfer methods on first use
@@ -219,7 +232,7 @@ class Server:
             raise OSError(f"cannot bind {bind!r}: {exc}; pick a free port or path") from exc
         self.endpoint: str = self._router.last_endpoint.decode()
         if self.endpoint.startswith("ipc://"):
-            os.chmod(self.endpoint[len("ipc://"):], 0o600)  # the owner's processes only
+            os.chmod(self.endpoint[len("ipc://") :], 0o600)  # the owner's processes only
         self._replies_endpoint = _REPLIES_ENDPOINT.format(id(self))
         self._replies = self._ctx.socket(zmq.PULL)
         self._replies.bind(self._replies_endpoint)
@@ -350,7 +363,9 @@ class Server:
             name = method.name
             if self._stop.is_set():
                 raise ProtocolError(
-                    ErrorCode.SHUTTING_DOWN, "the server is shutting down", "",
+                    ErrorCode.SHUTTING_DOWN,
+                    "the server is shutting down",
+                    "",
                     "reconnect when it is back",
                 )
             if method.name != "hello":
@@ -383,7 +398,8 @@ class Server:
 
     def _reap_idle_sessions(self, now: float) -> None:
         idle = [
-            identity for identity, session in self.sessions.items()
+            identity
+            for identity, session in self.sessions.items()
             if now - session.last_seen > self.session_idle_s and not self._inflight.get(identity)
         ]
         for identity in idle:
@@ -447,7 +463,9 @@ class Server:
         if session is None:
             if len(self.sessions) >= self.max_sessions:
                 raise ProtocolError(
-                    ErrorCode.BUSY, f"{len(self.sessions)} client sessions are open", "",
+                    ErrorCode.BUSY,
+                    f"{len(self.sessions)} client sessions are open",
+                    "",
                     "retry later; idle sessions end after session_idle_s",
                 )
             session = self.sessions[identity] = Session(identity, version, client)
@@ -483,7 +501,7 @@ class Server:
             self._auth.stop()
         self._ctx.term()
         if endpoint.startswith("ipc://"):
-            Path(endpoint[len("ipc://"):]).unlink(missing_ok=True)
+            Path(endpoint[len("ipc://") :]).unlink(missing_ok=True)
 
 
 def _check_session(session: Session | None, request: Request) -> None:
@@ -507,11 +525,19 @@ def _as_protocol_error(exc: Exception, method: str) -> ProtocolError:
     if isinstance(exc, ProtocolError):
         return exc
     if isinstance(exc, SpecError | EpisodeError):  # our own input checks name the field
-        return ProtocolError(ErrorCode.BAD_PARAMS, str(exc), _field_of(str(exc)),
-                             "fix the named field as the message says")
+        return ProtocolError(
+            ErrorCode.BAD_PARAMS,
+            str(exc),
+            _field_of(str(exc)),
+            "fix the named field as the message says",
+        )
     if isinstance(exc, FileExistsError | FileNotFoundError | PermissionError):
-        return ProtocolError(ErrorCode.BAD_PARAMS, str(exc), "params.path",
-                             "pass another path under the server's data_dir")
+        return ProtocolError(
+            ErrorCode.BAD_PARAMS,
+            str(exc),
+            "params.path",
+            "pass another path under the server's data_dir",
+        )
     log.error("method %s failed:\n%s", method, traceback.format_exc())
     return ProtocolError(
         ErrorCode.INTERNAL,

@@ -28,6 +28,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "edge": ("rgb",),
     "vis": ("rgb",),
     "lidar": ("points_world",),
+    "hdmap": (),
 }
 _IMAGES = ("rgb", "depth_m", "instance_id")
 
@@ -38,8 +39,10 @@ def controls(call: Call) -> Result:
         for name in NEEDS[modality]:
             if name not in arrays:
                 raise ProtocolError(
-                    ErrorCode.BAD_ARRAY, f"modality {modality!r} needs array {name!r}",
-                    f"arrays.{name}", f"send {name} ({CONTROLS_ARRAYS[name].doc}) or drop "
+                    ErrorCode.BAD_ARRAY,
+                    f"modality {modality!r} needs array {name!r}",
+                    f"arrays.{name}",
+                    f"send {name} ({CONTROLS_ARRAYS[name].doc}) or drop "
                     f"{modality!r} from params.modalities",
                 )
     out: dict[str, np.ndarray] = {}
@@ -64,24 +67,57 @@ def controls(call: Call) -> Result:
             out["vis"] = vis_control(arrays["rgb"], p["vis_preset"])
         elif modality == "lidar":
             K, cam_to_world = _matrix(p, "K", (3, 3)), _matrix(p, "cam_to_world", (4, 4))
-            height, width = _lidar_size(call)
+            height, width = _image_size(call, "lidar")
             out["lidar"] = lidar_control(
-                [arrays["points_world"]], K, cam_to_world, height, width,
-                max_m=p["lidar_max_m"], min_m=p["lidar_min_m"], dilate_px=p["lidar_dilate_px"],
+                [arrays["points_world"]],
+                K,
+                cam_to_world,
+                height,
+                width,
+                max_m=p["lidar_max_m"],
+                min_m=p["lidar_min_m"],
+                dilate_px=p["lidar_dilate_px"],
             )
+        elif modality == "hdmap":
+            out["hdmap"] = _hdmap(call)
         result["timings_ms"][modality] = (time.perf_counter() - start) * 1e3
     result["modalities"] = list(out)
     return result, out
 
 
-def _lidar_size(call: Call) -> tuple[int, int]:
+def _hdmap(call: Call) -> np.ndarray:
+    from cosmos_sim.controls.hdmap import DynamicState, render_hdmap
+
+    p = call.params
+    if p["hdmap"] is None:
+        raise ProtocolError(
+            ErrorCode.BAD_PARAMS,
+            "modality 'hdmap' needs params.hdmap",
+            "params.hdmap",
+            "load a map with hdmap_load (the server needs the carla extra), pass its handle",
+        )
+    scene = call.session.get(p["hdmap"], "hdmap", "hdmap")
+    K, cam_to_world = _matrix(p, "K", (3, 3)), _matrix(p, "cam_to_world", (4, 4))
+    height, width = _image_size(call, "hdmap")
+    dynamic = DynamicState(
+        boxes=[
+            {**box, "corners": np.asarray(box.get("corners"), np.float64)} for box in p["boxes"]
+        ],
+        light_states={str(k): str(v) for k, v in p["light_states"].items()},
+    )
+    return render_hdmap(scene, K, cam_to_world, width, height, dynamic)
+
+
+def _image_size(call: Call, modality: str) -> tuple[int, int]:
     for name in _IMAGES:
         if name in call.arrays:
             return call.arrays[name].shape[:2]
     height, width = call.params["height"], call.params["width"]
     if not (height and width and height > 0 and width > 0):
         raise ProtocolError(
-            ErrorCode.BAD_PARAMS, "lidar has no image size", "params.height",
+            ErrorCode.BAD_PARAMS,
+            f"{modality} has no image size",
+            "params.height",
             "send height and width (pixels), or an image array (rgb, depth_m, instance_id)",
         )
     return height, width
@@ -95,45 +131,64 @@ def _matrix(params: dict, name: str, shape: tuple[int, int]) -> np.ndarray:
         arr = None
     if arr is None or arr.shape != shape or not np.all(np.isfinite(arr)):
         raise ProtocolError(
-            ErrorCode.BAD_PARAMS, f"params.{name} is not a finite {shape[0]}×{shape[1]} matrix",
-            f"params.{name}", f"send {name} as {shape[0]} lists of {shape[1]} numbers (row-major)",
+            ErrorCode.BAD_PARAMS,
+            f"params.{name} is not a finite {shape[0]}×{shape[1]} matrix",
+            f"params.{name}",
+            f"send {name} as {shape[0]} lists of {shape[1]} numbers (row-major)",
         )
     return arr
 
 
 CONTROLS_ARRAYS = {
     "rgb": ArraySpec(("uint8",), ("H", "W", 3), doc="uint8 H×W×3 RGB; for edge and vis"),
-    "depth_m": ArraySpec(("float32",), ("H", "W"),
-                         doc="float32 H×W metres along the optical axis; for depth"),
-    "instance_id": ArraySpec(("int32", "uint8", "uint16", "int64"), ("H", "W"),
-                             doc="int32 H×W instance ids, 0 = background; for seg"),
-    "points_world": ArraySpec(("float32", "float64"), (None, 3),
-                              doc="float32 N×3 LiDAR points in the world frame; for lidar"),
+    "depth_m": ArraySpec(
+        ("float32",), ("H", "W"), doc="float32 H×W metres along the optical axis; for depth"
+    ),
+    "instance_id": ArraySpec(
+        ("int32", "uint8", "uint16", "int64"),
+        ("H", "W"),
+        doc="int32 H×W instance ids, 0 = background; for seg",
+    ),
+    "points_world": ArraySpec(
+        ("float32", "float64"),
+        (None, 3),
+        doc="float32 N×3 LiDAR points in the world frame; for lidar",
+    ),
 }
 
 METHODS = [
     Method(
-        "controls", controls,
+        "controls",
+        controls,
         "Control frames for one tick: one uint8 H×W×3 array per requested modality, named "
         "after it. Stateless, so safe to retry.",
         params={
-            "modalities": Param(list, doc="any of depth, seg, edge, vis, lidar",
-                                choices=tuple(NEEDS)),
+            "modalities": Param(
+                list, doc="any of depth, seg, edge, vis, lidar, hdmap", choices=tuple(NEEDS)
+            ),
             "edge_preset": Param(str, "medium", choices=tuple(EDGE_PRESETS)),
             "vis_preset": Param(str, "medium", choices=tuple(VIS_PRESETS)),
             "seg_seed": Param(int, 0, doc="colour seed; a given (seed, id) keeps its colour"),
-            "depth_min_m": Param((float, type(None)), None,
-                                 doc="near limit; null: 1st percentile of this frame"),
-            "depth_max_m": Param((float, type(None)), None,
-                                 doc="far limit; null: 99th percentile of this frame"),
-            "K": Param((list, type(None)), None, doc="3×3 intrinsics (pixels); for lidar"),
-            "cam_to_world": Param((list, type(None)), None,
-                                  doc="4×4 OpenCV camera-to-world pose; for lidar"),
-            "height": Param((int, type(None)), None, doc="lidar image height without images"),
-            "width": Param((int, type(None)), None, doc="lidar image width without images"),
+            "depth_min_m": Param(
+                (float, type(None)), None, doc="near limit; null: 1st percentile of this frame"
+            ),
+            "depth_max_m": Param(
+                (float, type(None)), None, doc="far limit; null: 99th percentile of this frame"
+            ),
+            "K": Param(
+                (list, type(None)), None, doc="3×3 intrinsics (pixels); for lidar and hdmap"
+            ),
+            "cam_to_world": Param(
+                (list, type(None)), None, doc="4×4 OpenCV camera-to-world pose; for lidar and hdmap"
+            ),
+            "height": Param((int, type(None)), None, doc="image height when no image is sent"),
+            "width": Param((int, type(None)), None, doc="image width when no image is sent"),
             "lidar_max_m": Param(float, LIDAR_MAX_M),
             "lidar_min_m": Param(float, LIDAR_MIN_M),
             "lidar_dilate_px": Param(int, LIDAR_DILATE_PX),
+            "hdmap": Param((str, type(None)), None, doc="handle from hdmap_load; for hdmap"),
+            "boxes": Param(list, [], doc="hdmap boxes: {class, corners (8×3 world)}"),
+            "light_states": Param(dict, {}, doc="hdmap: light id -> red|yellow|green"),
         },
         arrays=CONTROLS_ARRAYS,
         idempotent=True,

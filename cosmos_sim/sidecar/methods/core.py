@@ -43,8 +43,12 @@ def describe(call: Call) -> Result:
     names = call.params["methods"] or sorted(methods)
     unknown = [n for n in names if n not in methods]
     if unknown:
-        raise ProtocolError(ErrorCode.BAD_PARAMS, f"no method {unknown[0]!r}", "params.methods",
-                            f"name methods from {sorted(methods)}")
+        raise ProtocolError(
+            ErrorCode.BAD_PARAMS,
+            f"no method {unknown[0]!r}",
+            "params.methods",
+            f"name methods from {sorted(methods)}",
+        )
     return {"methods": {name: methods[name].describe() for name in names}}, {}
 
 
@@ -55,8 +59,9 @@ def echo(call: Call) -> Result:
 def stats(call: Call) -> Result:
     server = call.server
     snapshot = server.stats.snapshot()
-    snapshot.update(sessions=len(server.sessions), queued=server.queue_depth(),
-                    workers=server.num_workers)
+    snapshot.update(
+        sessions=len(server.sessions), queued=server.queue_depth(), workers=server.num_workers
+    )
     if server.jobs is not None:
         snapshot["jobs"] = server.jobs.counts()
     return snapshot, {}
@@ -69,34 +74,44 @@ def shutdown(call: Call) -> Result:
 
 METHODS = [
     Method(
-        "hello", hello,
+        "hello",
+        hello,
         "Negotiate the protocol version and open this client's session; returns the "
         "method names, limits and dtypes.",
         params={
             "versions": Param(list, doc="protocol versions the client speaks, e.g. [1]"),
             "client": Param(str, "", doc="free text naming the client, for logs"),
         },
-        idempotent=True, inline=True,
+        idempotent=True,
+        inline=True,
     ),
     Method(
-        "describe", describe,
+        "describe",
+        describe,
         "Params and arrays of each method, as the server checks them.",
         params={"methods": Param(list, [], doc="method names; empty for all")},
-        idempotent=True, inline=True,
+        idempotent=True,
+        inline=True,
     ),
     Method(
-        "echo", echo,
+        "echo",
+        echo,
         "Return the arrays and params.params unchanged (protocol overhead, benchmarks).",
         params={"params": Param(dict, {}, doc="any map, returned as result.params")},
-        arrays=None, idempotent=True, inline=True,
+        arrays=None,
+        idempotent=True,
+        inline=True,
     ),
     Method(
-        "stats", stats,
+        "stats",
+        stats,
         "Requests, errors and latency percentiles (ms) overall and per method.",
-        idempotent=True, inline=True,
+        idempotent=True,
+        inline=True,
     ),
     Method(
-        "shutdown", shutdown,
+        "shutdown",
+        shutdown,
         "Stop the server after replying: in-flight requests finish (up to 5 s), open "
         "episodes are closed as incomplete, envs and jobs are closed.",
         inline=True,

@@ -48,18 +48,33 @@ def episode_open(call: Call) -> Result:
     cameras = [CameraSpec.from_dict(_map(c, f"cameras[{i}]")) for i, c in enumerate(p["cameras"])]
     lidars = [LidarSpec.from_dict(_map(s, f"lidars[{i}]")) for i, s in enumerate(p["lidars"])]
     if not cameras and not lidars:
-        raise ProtocolError(ErrorCode.BAD_PARAMS, "the rig has no sensors", "params.cameras",
-                            "declare at least one camera (CameraSpec fields) or lidar")
+        raise ProtocolError(
+            ErrorCode.BAD_PARAMS,
+            "the rig has no sensors",
+            "params.cameras",
+            "declare at least one camera (CameraSpec fields) or lidar",
+        )
     class_names = {}
     for key, value in p["class_names"].items():
         if not key.lstrip("-").isdigit() or not isinstance(value, str):
-            raise ProtocolError(ErrorCode.BAD_PARAMS, f"class_names[{key!r}]",
-                                "params.class_names", "map class ids as strings to names")
+            raise ProtocolError(
+                ErrorCode.BAD_PARAMS,
+                f"class_names[{key!r}]",
+                "params.class_names",
+                "map class ids as strings to names",
+            )
         class_names[int(key)] = value
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = EpisodeWriter(
-        path, cameras=cameras, lidars=lidars, fps=p["fps"], simulator=p["simulator"],
-        scene=p["scene"], seed=p["seed"], class_names=class_names, meta=p["meta"],
+        path,
+        cameras=cameras,
+        lidars=lidars,
+        fps=p["fps"],
+        simulator=p["simulator"],
+        scene=p["scene"],
+        seed=p["seed"],
+        class_names=class_names,
+        meta=p["meta"],
     )
     handle = call.session.add(KIND, writer, lambda: writer.close(complete=False))
     return {"episode": handle, "path": str(writer.path)}, {}
@@ -71,8 +86,10 @@ def episode_append(call: Call) -> Result:
     index = writer.num_ticks
     if p["index"] is not None and p["index"] != index:
         raise ProtocolError(
-            ErrorCode.BAD_PARAMS, f"params.index is {p['index']} but the next tick is {index}",
-            "params.index", "append ticks in order; omit index to let the server count",
+            ErrorCode.BAD_PARAMS,
+            f"params.index is {p['index']} but the next tick is {index}",
+            "params.index",
+            "append ticks in order; omit index to let the server count",
         )
     fields: dict[str, dict[str, np.ndarray]] = {}
     data: dict[str, Any] = dict(p["data"])
@@ -84,7 +101,8 @@ def episode_append(call: Call) -> Result:
             fields.setdefault(owner, {})[key] = arr
         else:
             raise ProtocolError(
-                ErrorCode.BAD_ARRAY, f"array {name!r} names no sensor field",
+                ErrorCode.BAD_ARRAY,
+                f"array {name!r} names no sensor field",
                 f"arrays.{name}",
                 "name arrays '<sensor>/<field>' with the sensor in params.sensors and field "
                 f"one of {sorted(FRAME_FIELDS)}, or 'data/<key>'",
@@ -95,20 +113,27 @@ def episode_append(call: Call) -> Result:
         unknown = set(info) - SENSOR_KEYS
         if unknown or "cam_to_world" not in info:
             raise ProtocolError(
-                ErrorCode.BAD_PARAMS, f"sensors.{sensor} keys {sorted(info)}",
+                ErrorCode.BAD_PARAMS,
+                f"sensors.{sensor} keys {sorted(info)}",
                 f"params.sensors.{sensor}",
                 "send cam_to_world (4×4 list) and optionally K, ego_to_world, extras",
             )
-        frames.append(SensorFrame(
-            sensor=sensor, frame_index=index, sim_time_s=p["sim_time_s"],
-            cam_to_world=np.asarray(info["cam_to_world"], dtype=np.float64),
-            camera=writer.cameras.get(sensor), lidar=writer.lidars.get(sensor),
-            K=None if info.get("K") is None else np.asarray(info["K"], dtype=np.float64),
-            ego_to_world=None if info.get("ego_to_world") is None
-            else np.asarray(info["ego_to_world"], dtype=np.float64),
-            extras=_map(info.get("extras", {}), f"sensors.{sensor}.extras"),
-            **fields.get(sensor, {}),
-        ))
+        frames.append(
+            SensorFrame(
+                sensor=sensor,
+                frame_index=index,
+                sim_time_s=p["sim_time_s"],
+                cam_to_world=np.asarray(info["cam_to_world"], dtype=np.float64),
+                camera=writer.cameras.get(sensor),
+                lidar=writer.lidars.get(sensor),
+                K=None if info.get("K") is None else np.asarray(info["K"], dtype=np.float64),
+                ego_to_world=None
+                if info.get("ego_to_world") is None
+                else np.asarray(info["ego_to_world"], dtype=np.float64),
+                extras=_map(info.get("extras", {}), f"sensors.{sensor}.extras"),
+                **fields.get(sensor, {}),
+            )
+        )
     return {"index": writer.append(frames, data)}, {}
 
 
@@ -117,25 +142,32 @@ def episode_close(call: Call) -> Result:
     writer: EpisodeWriter = call.session.get(p["episode"], KIND, "episode")
     call.session.pop(p["episode"])
     writer.close(complete=p["complete"])
-    return {"path": str(writer.path), "num_ticks": writer.num_ticks,
-            "complete": p["complete"]}, {}
+    return {"path": str(writer.path), "num_ticks": writer.num_ticks, "complete": p["complete"]}, {}
 
 
 def _map(value: Any, where: str) -> dict:
     if not isinstance(value, dict):
-        raise ProtocolError(ErrorCode.BAD_PARAMS, f"{where} is a {type(value).__name__}",
-                            f"params.{where}", "send a map")
+        raise ProtocolError(
+            ErrorCode.BAD_PARAMS,
+            f"{where} is a {type(value).__name__}",
+            f"params.{where}",
+            "send a map",
+        )
     return value
 
 
 METHODS = [
     Method(
-        "episode_open", episode_open,
+        "episode_open",
+        episode_open,
         "Start recording an episode under the server's data_dir; returns its handle.",
         params={
             "path": Param(str, doc="new folder relative to the server's data_dir"),
-            "cameras": Param(list, [], doc="CameraSpec maps (name, width, height, fov_deg|K, "
-                             "cam_to_body, near_m, far_m)"),
+            "cameras": Param(
+                list,
+                [],
+                doc="CameraSpec maps (name, width, height, fov_deg|K, cam_to_body, near_m, far_m)",
+            ),
             "lidars": Param(list, [], doc="LidarSpec maps"),
             "fps": Param(float, doc="simulator ticks per second"),
             "simulator": Param(str, doc="name of the simulator, e.g. 'isaac-sim'"),
@@ -147,21 +179,27 @@ METHODS = [
         stateful=True,
     ),
     Method(
-        "episode_append", episode_append,
+        "episode_append",
+        episode_append,
         "Write one tick atomically. Arrays are named '<sensor>/<field>' (field: rgb, "
         "depth_m, instance_id, class_id, points_world) or 'data/<key>'.",
         params={
             "episode": Param(str, doc="handle from episode_open"),
             "sim_time_s": Param(float, doc="simulator time of the tick"),
-            "sensors": Param(dict, doc="sensor name -> {cam_to_world, K?, ego_to_world?, "
-                             "extras?}; 4×4/3×3 matrices as nested lists"),
+            "sensors": Param(
+                dict,
+                doc="sensor name -> {cam_to_world, K?, ego_to_world?, "
+                "extras?}; 4×4/3×3 matrices as nested lists",
+            ),
             "data": Param(dict, {}, doc="per-tick task data (actions, rewards) as values"),
             "index": Param((int, type(None)), None, doc="expected tick index (checked)"),
         },
-        arrays=None, stateful=True,
+        arrays=None,
+        stateful=True,
     ),
     Method(
-        "episode_close", episode_close,
+        "episode_close",
+        episode_close,
         "Finish the episode (complete=false marks it as cut short).",
         params={"episode": Param(str), "complete": Param(bool, True)},
         stateful=True,
