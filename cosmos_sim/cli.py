@@ -403,5 +403,89 @@ def eval_policies(
     _say("scatter plot", report["files"]["scatter"])
 
 
+@app.command()
+def transfer(
+    clips: Annotated[Path, typer.Argument(help="Clips folder written by `controls`.")],
+    out: Annotated[Path, typer.Option(help="New folder for the transfer output.")],
+    backend: Annotated[
+        str, typer.Option(help="appearance (CPU, classical), diffusers or cosmos-cli.")
+    ] = "appearance",
+    model: Annotated[
+        str | None, typer.Option(help="diffusers: local pipeline folder or cached hub id.")
+    ] = None,
+    controlnet: Annotated[
+        str | None, typer.Option(help="Control to drive: edge, depth, seg or blur (vis).")
+    ] = None,
+    prompt: Annotated[str | None, typer.Option(help="Prompt for every camera.")] = None,
+    prompts: Annotated[
+        Path | None, typer.Option(help="One prompt per camera: .txt lines or .json.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the backend.")] = 0,
+    cosmos_root: Annotated[
+        Path | None, typer.Option(help="cosmos-cli: a cosmos-transfer2.5 checkout.")
+    ] = None,
+    nproc_per_node: Annotated[int, typer.Option(help="cosmos-cli: GPUs (torchrun).")] = 1,
+    device: Annotated[str, typer.Option(help="diffusers: torch device.")] = "cuda",
+    dtype: Annotated[str, typer.Option(help="diffusers: bfloat16, float16, float32.")] = (
+        "bfloat16"
+    ),
+    steps: Annotated[int | None, typer.Option(help="Denoising steps (Cosmos: 35).")] = None,
+) -> None:
+    """Run a transfer backend on every clip: OUT/<camera>/output.mp4 + OUT/transfer.json."""
+    options: dict[str, Any] = {}
+    if backend == "diffusers":
+        options = {"model": model, "device": device, "dtype": dtype, "controlnet": controlnet,
+                   "num_inference_steps": steps}  # fmt: skip
+        required = ("model", "--model PATH_OR_HUB_ID")
+    elif backend == "cosmos-cli":
+        controls = {"blur": "vis"}.get(controlnet, controlnet)  # Cosmos' name for blur
+        options = {"cosmos_root": cosmos_root, "nproc_per_node": nproc_per_node,
+                   "controls": controls, "num_steps": steps}  # fmt: skip
+        required = ("cosmos_root", "--cosmos-root PATH")
+    if options and options[required[0]] is None:
+        typer.secho(f"error: --backend {backend} needs {required[1]}", fg="red", err=True)
+        raise typer.Exit(code=2)
+    options = {k: v for k, v in options.items() if v is not None}
+    with user_errors(), _backend_errors():
+        from cosmos_sim.transfer import run_transfer
+
+        path = run_transfer(
+            clips, out, backend=backend, prompt=prompt, prompts=prompts, seed=seed, **options
+        )
+    _say("transfer output", path)
+    _say("manifest", path / "transfer.json")
+
+
+@contextmanager
+def _backend_errors() -> Iterator[None]:
+    from cosmos_sim.transfer.base import BackendError
+
+    try:
+        yield
+    except BackendError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from exc
+
+
+@app.command()
+def dataset(
+    run: Annotated[Path, typer.Argument(help="Episode folder written by `capture`.")],
+    out: Annotated[Path, typer.Argument(help="New folder for the dataset.")],
+    transfer_out: Annotated[
+        Path | None,
+        typer.Option("--transfer", help="`transfer` output; without it, the sim RGB is used."),
+    ] = None,
+) -> None:
+    """Write a COCO-style labelled dataset: images, RLE masks, boxes, depth, K and poses."""
+    with user_errors():
+        from cosmos_sim.dataset import write_dataset
+
+        path = write_dataset(run, transfer_out, out)
+    _say("dataset", path)
+    _say("annotations", path / "annotations.json")
+    for sheet in sorted(path.glob("overlay_*.png")):
+        _say("overlay sheet", sheet)
+
+
 def main() -> None:
     app()

@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from cosmos_sim.controls import save_palette, seg_control, seg_palette
 from fakes.clips import write_test_clip
 
+from cosmos_sim.controls import save_palette, seg_control, seg_palette
 from cosmos_sim.transfer import (
     Clip,
     ClipError,

@@ -7,6 +7,7 @@ own tool). See `base.py` for the protocol a backend implements.
 """
 
 from cosmos_sim.transfer.base import (
+    BackendError,
     Clip,
     ClipError,
     SegDecoder,
@@ -19,6 +20,7 @@ from cosmos_sim.transfer.base import (
 from cosmos_sim.transfer.run import resolve_prompts, run_transfer
 
 __all__ = [
+    "BackendError",
     "Clip",
     "ClipError",
     "SegDecoder",

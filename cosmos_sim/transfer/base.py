@@ -37,6 +37,10 @@ class ClipError(SpecError):
     """A clip lacks what a backend needs; the message names the file and the fix."""
 
 
+class BackendError(RuntimeError):
+    """A backend could not run (a missing guardrail, a failed tool); the message says why."""
+
+
 @dataclass(frozen=True)
 class Clip:
     """One camera's control clip on disk (read lazily)."""

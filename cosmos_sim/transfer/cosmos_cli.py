@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from cosmos_sim.transfer.base import Clip
+from cosmos_sim.transfer.base import BackendError, Clip
 from cosmos_sim.types import SpecError
 
 SCRIPT = "examples/inference.py"
@@ -42,7 +42,7 @@ _PROGRESS = re.compile(r"(\d+)/(\d+) \[")
 _FAILURE_TAIL = 200
 
 
-class CosmosCliError(RuntimeError):
+class CosmosCliError(BackendError):
     """The Cosmos tool failed or wrote no video; the message holds its output verbatim."""
 
 

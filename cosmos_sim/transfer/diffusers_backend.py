@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from cosmos_sim.transfer.base import Clip
+from cosmos_sim.transfer.base import BackendError, Clip
 from cosmos_sim.types import SpecError
 
 CONTROLNETS = {"edge": "edge", "depth": "depth", "seg": "seg", "blur": "vis"}
@@ -47,7 +47,7 @@ GUARDRAIL_HELP = (
 )
 
 
-class SafetyError(RuntimeError):
+class SafetyError(BackendError):
     """The Cosmos guardrail is missing or was asked to be replaced where it must not be."""
 
 

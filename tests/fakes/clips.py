@@ -16,8 +16,8 @@ from cosmos_sim import CameraSpec, EpisodeWriter, SensorFrame
 CLASS_NAMES = {1: "floor", 2: "box", 3: "ball"}
 
 
-def scene_frame(width: int, height: int, t: float, n_boxes: int = 3):
-    """(rgb, depth_m, instance_id, class_id) of one frame at time t (s)."""
+def scene_frame(width: int, height: int, t: float, n_boxes: int = 3, speed: float = 0.15):
+    """(rgb, depth_m, instance_id, class_id) at time t (s); boxes move `speed` widths/s."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     horizon = 0.35 * height
     depth = np.where(yy > horizon, 1.5 * height / np.maximum(yy - horizon, 1), 50.0)
@@ -29,7 +29,7 @@ def scene_frame(width: int, height: int, t: float, n_boxes: int = 3):
     rgb[inst == 1] = (120, 120, 110)
     for k in range(n_boxes):
         bw, bh = width // (6 + k), height // (5 + k)
-        x0 = int((0.1 + 0.25 * k + 0.15 * t) * width) % max(1, width - bw)
+        x0 = int((0.1 + 0.25 * k + speed * t) * width) % max(1, width - bw)
         y0 = int(0.45 * height + k * height * 0.12)
         y0 = min(y0, height - bh)
         box = (slice(y0, y0 + bh), slice(x0, x0 + bw))
@@ -41,14 +41,14 @@ def scene_frame(width: int, height: int, t: float, n_boxes: int = 3):
 
 
 def moving_boxes_episode(
-    path: Path, *, width=320, height=240, fps=30.0, ticks=24, camera="front"
+    path: Path, *, width=320, height=240, fps=30.0, ticks=24, camera="front", speed=0.15
 ) -> Path:
     cam = CameraSpec(camera, width, height, fov_deg=60.0)
     with EpisodeWriter(
         path, cameras=[cam], fps=fps, simulator="synthetic", class_names=CLASS_NAMES
     ) as writer:
         for i in range(ticks):
-            rgb, depth, inst, cls = scene_frame(width, height, i / fps)
+            rgb, depth, inst, cls = scene_frame(width, height, i / fps, speed=speed)
             pose = np.eye(4)
             pose[0, 3] = 0.01 * i
             writer.append(
@@ -83,7 +83,6 @@ def write_test_clip(
         seg_control,
         seg_palette,
     )
-
     from cosmos_sim.video import write_video
 
     folder.mkdir(parents=True, exist_ok=True)

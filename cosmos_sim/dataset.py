@@ -1,0 +1,351 @@
+"""A labelled dataset from transfer output: each output frame next to the episode's labels.
+
+Alignment. A control clip's frame k shows episode tick `source_ticks[k]` (the tick at or
+before time k / 16 s; `clips.json` records them), and a backend returns exactly one frame per
+clip frame, so output frame k takes the labels of that tick. Labels are never recovered from
+video: masks, boxes, classes, depth, K and pose are read from the episode. The output frame
+is resized from the clip's bucket back to the camera's size (area when shrinking, bilinear
+when enlarging: the RGB recipe of the controls stage); labels stay at camera size, exact.
+Output frames that map to the same tick (an episode slower than 16 fps) each get an entry.
+Counts must match: a transfer video with more or fewer frames than its clip is an error
+naming both counts, never a silent drop.
+
+Layout of OUT:
+
+    manifest.json            backend, model, prompt per camera, seed; episode/transfer/clips
+    annotations.json         COCO instances: images (+ camera, tick, times, K, cam_to_world,
+                             depth file), annotations (RLE masks via pycocotools, xywh boxes,
+                             area, instance_id), categories from the episode's class names
+    images/<camera>/<k>.jpg  output frame k at camera size
+    depth/<camera>/<k>.npy   float32 metres along the optical axis (the tick's depth_m)
+    overlay_<camera>.png     contact sheet: sim RGB, controls, output, output + labels
+
+Without a transfer folder the images are the simulator's own RGB, one per tick (a labelled
+sim baseline in the same format).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from cosmos_sim.episode import Episode, EpisodeError, ensure_empty_dir, write_json_atomic
+from cosmos_sim.types import SpecError
+
+FORMAT = "cosmos-sim-dataset"
+JPEG_QUALITY = 95
+SHEET_FRAMES = 4
+SHEET_CELL_PX = 320
+
+
+class AlignmentError(SpecError):
+    """Output frames and episode ticks do not line up; the message names both counts."""
+
+
+def write_dataset(
+    episode_path: str | Path,
+    transfer_out: str | Path | None,
+    out: str | Path,
+    *,
+    sheets: bool = True,
+) -> Path:
+    """Write the COCO-style dataset of `transfer_out` (or of the sim RGB when None) to `out`."""
+    episode = Episode(episode_path)
+    if not len(episode):
+        raise EpisodeError(f"{episode.path} has no ticks")
+    sources = _sources(episode, transfer_out)
+    out = ensure_empty_dir(out, "dataset folder")
+    categories = [{"id": k, "name": v} for k, v in sorted(episode.class_names.items()) if k > 0]
+    coco: dict[str, Any] = {
+        "info": {"description": "cosmos-sim labelled dataset", "format": FORMAT},
+        "images": [],
+        "annotations": [],
+        "categories": categories,
+    }
+    manifest = {
+        "format": FORMAT,
+        "version": 1,
+        "episode": str(episode.path.resolve()),
+        "transfer": None if transfer_out is None else str(Path(transfer_out).resolve()),
+        **sources["manifest"],
+        "cameras": {},
+        "created_unix_s": time.time(),
+    }
+    for camera, (ticks, frames, times) in sources["cameras"].items():
+        count = _write_camera(episode, camera, ticks, frames, times, out, coco)
+        manifest["cameras"][camera] = {"frames": count, "ticks": [int(t) for t in ticks]}
+    write_json_atomic(out / "annotations.json", coco)
+    write_json_atomic(out / "manifest.json", manifest)
+    if sheets:
+        for camera in manifest["cameras"]:
+            overlay_sheet(out, camera)
+    return out
+
+
+def _sources(episode: Episode, transfer_out: str | Path | None) -> dict[str, Any]:
+    """Per camera: (tick of each dataset frame, frame iterator, model time) + manifest info."""
+    if transfer_out is None:
+        ticks = np.arange(len(episode))
+        cameras = {name: (ticks, _sim_frames(episode, name), None) for name in episode.cameras}
+        return {"manifest": {"backend": "simulator", "model": None}, "cameras": cameras}
+    from cosmos_sim.transfer.base import MANIFEST
+    from cosmos_sim.video import iter_video, video_info
+
+    transfer_out = Path(transfer_out)
+    path = transfer_out / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{transfer_out} has no {MANIFEST}; pass the --out folder of `cosmos-sim transfer`"
+        )
+    transfer = json.loads(path.read_text())
+    clips_dir = Path(transfer["clips"])
+    source_ticks = _source_ticks(episode, clips_dir)
+    cameras = {}
+    for camera, entry in transfer["cameras"].items():
+        if camera not in episode.cameras:
+            raise SpecError(
+                f"transfer camera {camera!r} is not in episode {episode.path} "
+                f"(cameras: {sorted(episode.cameras)}); pass the episode the clips came from"
+            )
+        if "output" not in entry:
+            raise SpecError(
+                f"camera {camera!r} failed in {transfer_out} ({entry.get('error')}); re-run "
+                "`cosmos-sim transfer` before making a dataset"
+            )
+        video = transfer_out / entry["output"]
+        frames = int(video_info(video)["frames"])
+        if frames != len(source_ticks):
+            raise AlignmentError(
+                f"{video} has {frames} frames but its clip has {len(source_ticks)} (episode "
+                f"ticks resampled to 16 fps); every output frame needs exactly one clip frame. "
+                "Re-run `cosmos-sim transfer` on the clips of this episode"
+            )
+        times = np.arange(frames) / float(entry["fps"])
+        cameras[camera] = (source_ticks, iter_video(video), times)
+    info = {
+        "backend": transfer["backend"],
+        "backend_settings": transfer.get("backend_settings", {}),
+        "model": transfer.get("backend_settings", {}).get("model"),
+        "seed": transfer.get("seed"),
+        "prompts": {c: e["prompt"] for c, e in transfer["cameras"].items()},
+        "clips": str(clips_dir),
+        "complete_transfer": transfer.get("complete", False),
+    }
+    return {"manifest": info, "cameras": cameras}
+
+
+def _source_ticks(episode: Episode, clips_dir: Path) -> np.ndarray:
+    """The episode tick behind each clip frame: clips.json, or the 16 fps resampling rule."""
+    from cosmos_sim.video import COSMOS_FPS, resample_indices
+
+    record = clips_dir / "clips.json"
+    if record.is_file():
+        ticks = np.asarray(json.loads(record.read_text())["source_ticks"], dtype=np.int64)
+    else:
+        ticks = resample_indices(len(episode), episode.fps, COSMOS_FPS)
+    if ticks.size and ticks.max() >= len(episode):
+        raise AlignmentError(
+            f"the clips in {clips_dir} reach tick {int(ticks.max())} but episode "
+            f"{episode.path} has {len(episode)} ticks; pass the episode the clips came from"
+        )
+    return ticks
+
+
+def _sim_frames(episode: Episode, camera: str) -> Iterator[np.ndarray]:
+    for tick in episode:
+        yield tick.frames[camera].rgb
+
+
+def _write_camera(
+    episode: Episode,
+    camera: str,
+    ticks: Sequence[int],
+    frames: Iterator[np.ndarray],
+    times: np.ndarray | None,
+    out: Path,
+    coco: dict[str, Any],
+) -> int:
+    from cosmos_sim.video import resize_frames
+
+    spec = episode.cameras[camera]
+    (out / "images" / camera).mkdir(parents=True)
+    (out / "depth" / camera).mkdir(parents=True)
+    cached_index, cached = -1, None
+    count = 0
+    for k, image in enumerate(tqdm(frames, total=len(ticks), desc=f"dataset {camera}")):
+        if k >= len(ticks):
+            raise AlignmentError(f"{camera}: more output frames than the {len(ticks)} expected")
+        if ticks[k] != cached_index:
+            cached_index, cached = int(ticks[k]), episode[int(ticks[k])].frames[camera]
+        frame = cached
+        if frame.instance_id is None:
+            raise EpisodeError(
+                f"tick {cached_index} camera {camera!r} has no instance_id; a dataset needs "
+                "the simulator's instance segmentation"
+            )
+        image = resize_frames(image[None], (spec.width, spec.height), "area")[0]
+        name = f"{k:06d}"
+        image_file = f"images/{camera}/{name}.jpg"
+        cv2.imwrite(
+            str(out / image_file),
+            cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY],
+        )
+        depth_file = None
+        if frame.depth_m is not None:
+            depth_file = f"depth/{camera}/{name}.npy"
+            np.save(out / depth_file, frame.depth_m)
+        image_id = len(coco["images"]) + 1
+        coco["images"].append(
+            {
+                "id": image_id,
+                "file_name": image_file,
+                "width": spec.width,
+                "height": spec.height,
+                "camera": camera,
+                "frame": k,
+                "tick": cached_index,
+                "sim_time_s": frame.sim_time_s,
+                "model_time_s": None if times is None else float(times[k]),
+                "depth_file": depth_file,
+                "K": frame.K.tolist(),
+                "cam_to_world": frame.cam_to_world.tolist(),
+            }
+        )
+        for ann in instance_annotations(frame.instance_id, frame.class_id):
+            ann.update(id=len(coco["annotations"]) + 1, image_id=image_id)
+            coco["annotations"].append(ann)
+        count += 1
+    if count != len(ticks):
+        raise AlignmentError(
+            f"{camera}: the output video has {count} frames but the clip has {len(ticks)}"
+        )
+    return count
+
+
+def instance_annotations(
+    instance_id: np.ndarray, class_id: np.ndarray | None
+) -> list[dict[str, Any]]:
+    """COCO annotations (RLE mask, xywh box, area, category, instance_id) of one id image.
+
+    Instance 0 is background. An instance's category is the class its pixels carry (the
+    most common one if a bridge mixed them); instances of class 0 (unlabelled) are skipped.
+    """
+    from pycocotools import mask as mask_utils
+
+    anns = []
+    for inst in np.unique(instance_id):
+        if inst == 0:
+            continue
+        mask = instance_id == inst
+        category = 0
+        if class_id is not None:
+            classes, counts = np.unique(class_id[mask], return_counts=True)
+            category = int(classes[np.argmax(counts)])
+        if category <= 0:
+            continue
+        rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+        rle["counts"] = rle["counts"].decode("ascii")
+        x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
+        anns.append(
+            {
+                "category_id": category,
+                "instance_id": int(inst),
+                "segmentation": rle,
+                "area": float(mask_utils.area(rle)),
+                "bbox": [x, y, w, h],
+                "iscrowd": 0,
+            }
+        )
+    return anns
+
+
+def overlay_sheet(dataset_dir: str | Path, camera: str, *, frames: int = SHEET_FRAMES) -> Path:
+    """A contact sheet of `frames` dataset frames: sim RGB, controls, output, output + labels.
+
+    Written to `dataset_dir/overlay_<camera>.png`; columns for the controls appear when the
+    dataset was made from a transfer run whose clips folder still exists.
+    """
+    from cosmos_sim.imaging import image_grid, save_png
+    from cosmos_sim.transfer.base import Clip
+
+    dataset_dir = Path(dataset_dir)
+    manifest = json.loads((dataset_dir / "manifest.json").read_text())
+    coco = json.loads((dataset_dir / "annotations.json").read_text())
+    images = [im for im in coco["images"] if im["camera"] == camera]
+    if not images:
+        raise SpecError(f"{dataset_dir} has no frames of camera {camera!r}")
+    picks = sorted(
+        set(np.linspace(0, len(images) - 1, min(frames, len(images))).round().astype(int))
+    )
+    episode = Episode(manifest["episode"])
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    by_image: dict[int, list[dict[str, Any]]] = {}
+    for ann in coco["annotations"]:
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    clip_dir = Path(manifest["clips"]) / camera if manifest.get("clips") else None
+    controls = []
+    if clip_dir is not None and clip_dir.is_dir():
+        clip = Clip(clip_dir)
+        controls = [c for c in ("depth", "seg", "edge") if c in clip.controls]
+        control_frames = {c: _pick(clip.frames(c), [images[p]["frame"] for p in picks])
+                          for c in controls}  # fmt: skip
+    rows = []
+    for row, p in enumerate(picks):
+        im = images[p]
+        sim = episode[im["tick"]].frames[camera].rgb
+        output = cv2.cvtColor(cv2.imread(str(dataset_dir / im["file_name"])), cv2.COLOR_BGR2RGB)
+        cells = [sim, *(control_frames[c][row] for c in controls), output]
+        cells.append(draw_labels(output, by_image.get(im["id"], []), names))
+        rows.append(cells)
+    grid = image_grid(
+        rows,
+        col_labels=["sim rgb", *controls, manifest["backend"], "labels"],
+        row_labels=[f"frame {images[p]['frame']} tick {images[p]['tick']}" for p in picks],
+        cell_width=SHEET_CELL_PX,
+    )
+    return save_png(dataset_dir / f"overlay_{camera}.png", grid)
+
+
+def _pick(frames: Iterator[np.ndarray], wanted: Sequence[int]) -> list[np.ndarray]:
+    chosen = {}
+    for k, frame in enumerate(frames):
+        if k in wanted:
+            chosen[k] = frame
+        if len(chosen) == len(set(wanted)):
+            break
+    return [chosen[k] for k in wanted]
+
+
+def draw_labels(
+    image: np.ndarray, annotations: Sequence[dict[str, Any]], names: dict[int, str]
+) -> np.ndarray:
+    """The image with each annotation's mask tinted, its box drawn and its class written."""
+    from pycocotools import mask as mask_utils
+
+    out = image.astype(np.float32)
+    for ann in annotations:
+        colour = _label_colour(ann["instance_id"])
+        mask = mask_utils.decode(ann["segmentation"]).astype(bool)
+        out[mask] = 0.55 * out[mask] + 0.45 * colour
+    out = out.astype(np.uint8)
+    for ann in annotations:
+        colour = tuple(int(c) for c in _label_colour(ann["instance_id"]))
+        x, y, w, h = (int(round(v)) for v in ann["bbox"])
+        cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), colour, 2)
+        label = names.get(ann["category_id"], str(ann["category_id"]))
+        cv2.putText(out, label, (x + 2, max(12, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                    colour, 1, cv2.LINE_AA)  # fmt: skip
+    return out
+
+
+def _label_colour(instance: int) -> np.ndarray:
+    rng = np.random.default_rng([int(instance), 0x1AB])
+    return rng.integers(64, 256, 3).astype(np.float32)
