@@ -210,6 +210,7 @@ class LearnedCore:
         self.model: WorldModel | None = None
         self.generator: torch.Generator | None = None
         self.state: WorldState | None = None
+        self.obs: torch.Tensor | None = None
         self.root: tuple[WorldState, int] | None = None
         """A branch point (one lane, its step count): resets return there."""
         self.elapsed = np.zeros(num_lanes, np.int64)
@@ -247,7 +248,7 @@ class LearnedCore:
             self.starts.check(self.frame_shape, self.action_dim)
         self.model = model
         self.generator = torch.Generator(device=model.device)
-        self.state = None
+        self.state = self.obs = None
 
     def require_model(self) -> WorldModel:
         if self.model is None:
@@ -322,8 +323,11 @@ class LearnedCore:
         fresh, elapsed = self.initial_state(int(lanes.sum()), rng, options)
         if self.state is None or lanes.all():
             self.state = fresh
+            self.obs = fresh.last_frame.clone()
         else:
-            self.state = replace_lanes(self.state, torch.from_numpy(np.flatnonzero(lanes)), fresh)
+            index = torch.from_numpy(np.flatnonzero(lanes))
+            self.state = replace_lanes(self.state, index, fresh)
+            self.obs = self.obs.index_put((index.to(self.obs.device),), fresh.last_frame)
         self.elapsed[lanes] = elapsed
 
     def to_model_actions(self, actions: Any, batched: bool) -> torch.Tensor:
@@ -361,7 +365,9 @@ class LearnedCore:
             )
         self.state = state
         self.elapsed += 1
-        return fold_chunk(outcome(result, self.reward_fn))
+        folded = fold_chunk(outcome(result, self.reward_fn))
+        self.obs = folded.obs
+        return folded
 
     def truncated(self) -> np.ndarray:
         if self.max_episode_steps is None:
@@ -369,8 +375,15 @@ class LearnedCore:
         return self.elapsed >= self.max_episode_steps
 
     def observations(self) -> np.ndarray:
-        assert self.state is not None
-        return self.state.last_frame.cpu().numpy()
+        """[B, H, W, 3]: each lane's current observation (a chunk that terminated midway
+        shows the frame it ended on, not the model's last frame)."""
+        assert self.obs is not None
+        return to_numpy(self.obs)
+
+
+def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A numpy copy that shares no memory with the engine's tensors (safe to keep)."""
+    return tensor.to("cpu", copy=True).numpy()
 
 
 def replace_lanes(state: WorldState, lanes: torch.Tensor, fresh: WorldState) -> WorldState:
@@ -455,7 +468,7 @@ class LearnedEnv(gym.Env):
         folded = self.core.step(self.core.to_model_actions(action, batched=False))
         info = {"success": bool(folded.success[0]), "substeps": int(folded.substeps[0])}
         return (
-            folded.obs[0].cpu().numpy(),
+            to_numpy(folded.obs[0]),
             float(folded.reward[0]),
             bool(folded.terminated[0]),
             bool(self.core.truncated()[0]),

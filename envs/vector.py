@@ -24,7 +24,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from cosmos_sim.envs.learned import LearnedCore, StartFrames, build_starts
+from cosmos_sim.envs.learned import LearnedCore, StartFrames, build_starts, to_numpy
 from cosmos_sim.envs.world_model import ChunkMode, RewardFn, WorldModel, WorldModelError
 from cosmos_sim.episode import Episode
 
@@ -158,11 +158,11 @@ class LearnedVectorEnv(VectorEnv):
         self, actions: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         folded = self.core.step(self.core.to_model_actions(actions, batched=True))
-        obs = folded.obs.cpu().numpy()
-        reward = folded.reward.double().cpu().numpy()
-        terminated = folded.terminated.cpu().numpy()
+        obs = to_numpy(folded.obs)
+        reward = to_numpy(folded.reward.double())
+        terminated = to_numpy(folded.terminated)
         truncated = self.core.truncated()
-        success = folded.success.cpu().numpy()
+        success = to_numpy(folded.success)
         info: dict[str, Any] = {}
         if self.autoreset_mode == AutoresetMode.NEXT_STEP:
             restart = self._autoreset

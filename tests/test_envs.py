@@ -169,6 +169,16 @@ def test_chunk_that_terminates_midway_ends_at_that_frame():
     assert folded.terminated[0] and folded.success[0] and folded.substeps[0] == 2
 
 
+def test_env_stops_at_the_sub_step_where_a_chunk_terminates():
+    model = TinyWorldModel(actions_per_call=3, done_above=0.6)
+    env = make_env(model=model, chunk_mode="chunk", render_mode="rgb_array")
+    obs, _ = env.reset(options={"frames": np.full((16, 16, 3), 100, np.uint8)})
+    nxt, reward, terminated, _, info = env.step(np.ones((3, 2), np.float32))
+    # Sub-steps brighten 100 -> 140 -> 180 -> 220; 180/255 > 0.6 ends the chunk at sub-step 1.
+    assert terminated and info["substeps"] == 2 and nxt.mean() == 180
+    assert reward == pytest.approx((140 + 180) / 255) and np.array_equal(env.render(), nxt)
+
+
 def test_vector_env_steps_all_envs_in_one_model_call():
     model = TinyWorldModel(noise=4.0, done_above=0.6)
     vec = make_vec(8, model=model, max_episode_steps=5)
