@@ -223,6 +223,14 @@ def test_next_step_autoreset_restarts_an_ended_lane_on_the_following_step():
     assert vec.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
 
 
+def test_gymnasium_vector_wrappers_read_the_autoreset_mode():
+    vec = gym.wrappers.vector.RecordEpisodeStatistics(make_vec(4, max_episode_steps=3))
+    vec.reset(seed=0)
+    for _ in range(3):
+        *_, truncated, info = vec.step(np.zeros((4, 2), np.float32))
+    assert truncated.all() and info["episode"]["l"].tolist() == [3, 3, 3, 3]
+
+
 def test_same_step_autoreset_returns_the_final_observation_in_info():
     vec = make_vec(2, model=TinyWorldModel(done_above=0.7), autoreset_mode="SameStep")
     vec.reset(seed=1)
