@@ -16,13 +16,20 @@ Controls are computed on images already resized to the bucket so each keeps its 
 RGB is resized with area (or bilinear when enlarging) and edge/vis are computed from it (thin
 Canny lines, the vis recipe at the model's size); metric depth is resized bilinearly before
 the depth control; instance ids with nearest neighbour before seg (no invented ids); LiDAR is
-projected straight into the bucket with K scaled to it. Seg, edge and LiDAR videos are
-lossless (libx264rgb qp=0: exact colours, no ringing around thin lines or sparse returns);
-rgb, depth and vis are H.264 yuv420p.
+projected straight into the bucket with K scaled to it, and so is the HD map. Seg, edge,
+LiDAR and HD-map videos are lossless (libx264rgb qp=0: exact colours, no ringing around thin
+lines or sparse returns); rgb, depth and vis are H.264 yuv420p.
 
-LiDAR: with `modalities=None` every control the episode supports is written, and lidar only
-when the episode recorded a LiDAR. Asking for lidar explicitly on an episode without one is
-an error.
+With `modalities=None` every control the episode supports is written: lidar only when the
+episode recorded a LiDAR, hdmap only when it has an OpenDRIVE map. Asking for either
+explicitly on an episode without what it needs is an error.
+
+HD map (`hdmap`, Transfer 1 AV control; Transfer 2.5 single-view has no hdmap key, so it is
+only in `transfer1.json`): rendered by `controls.hdmap` (colour version v3 by default) from
+the episode's `map.xodr`, which CARLA captures save, or from `xodr=` for any other episode
+recorded on an OpenDRIVE map. Each output frame is drawn with that tick's camera K and
+cam_to_world and its dynamic state (`DynamicState.from_tick_data`: CARLA's actor boxes and
+traffic-light states; none for other simulators).
 """
 
 from __future__ import annotations
@@ -33,8 +40,10 @@ from typing import Any
 
 import cv2
 import numpy as np
+
 from cosmos_sim.controls.depth import depth_control, depth_range
 from cosmos_sim.controls.edge import edge_control
+from cosmos_sim.controls.hdmap import DynamicState, HDMapScene, compile_scene, render_hdmap
 from cosmos_sim.controls.lidar import lidar_control_clip
 from cosmos_sim.controls.seg import save_palette, seg_control, seg_palette
 from cosmos_sim.controls.spec import (
@@ -47,7 +56,6 @@ from cosmos_sim.controls.spec import (
     write_spec_jsonl,
 )
 from cosmos_sim.controls.vis import vis_control
-
 from cosmos_sim.episode import Episode, EpisodeError, ensure_empty_dir, write_json_atomic
 from cosmos_sim.imaging import image_grid, save_png
 from cosmos_sim.types import SpecError
@@ -60,11 +68,14 @@ from cosmos_sim.video import (
     write_video,
 )
 
-MODALITIES = ("depth", "seg", "edge", "vis", "lidar")
+MODALITIES = ("depth", "seg", "edge", "vis", "lidar", "hdmap")
 """Control modalities `write_clips` knows, in the order they are written."""
 
-LOSSLESS = frozenset({"seg", "edge", "lidar"})
+LOSSLESS = frozenset({"seg", "edge", "lidar", "hdmap"})
 """Modalities written with libx264rgb qp=0."""
+
+EPISODE_MAP = "map.xodr"
+"""The OpenDRIVE map inside an episode folder (CARLA captures save it) for the hdmap control."""
 
 CONTACT_SHEET_FRAMES = 4
 CONTACT_SHEET_CELL_PX = 320
@@ -82,6 +93,8 @@ def write_clips(
     depth_range_m: tuple[float, float] | None = None,
     edge_preset: str = "medium",
     vis_preset: str = "medium",
+    xodr: str | Path | None = None,
+    hdmap_version: str = "v3",
     cameras: Sequence[str] | None = None,
     device: str = "auto",
     progress: bool = True,
@@ -92,7 +105,9 @@ def write_clips(
     `seed` seeds the seg palette and is the generation seed written into both specs.
     `depth_range_m` fixes the depth control's (min_m, max_m); by default each camera's clip
     sets its own. `device` is "auto", "cpu" or "cuda"; the numpy/OpenCV functions run on
-    the CPU ("auto" uses them until GPU kernels are wired in).
+    the CPU ("auto" uses them until GPU kernels are wired in). `xodr` is the OpenDRIVE map
+    for the hdmap control (default: the episode's own `map.xodr`); `hdmap_version` is its
+    colour version, "v3" (Transfer 2.5) or "v1" (Transfer 1).
     """
     episode = Episode(episode_path)
     backend = _control_backend(device)
@@ -100,7 +115,10 @@ def write_clips(
     if not ticks:
         raise EpisodeError(f"{episode.path} has no ticks; record at least one before `controls`")
     chosen = _choose_cameras(episode, cameras)
-    wanted = _choose_modalities(episode, modalities)
+    map_path = _episode_map(episode, xodr)
+    wanted = _choose_modalities(episode, modalities, map_path)
+    # Parsed before the output folder exists, so a bad map leaves nothing behind.
+    hdmap_scene = _hdmap_scene(map_path, hdmap_version) if "hdmap" in wanted else None
     buckets = {name: bucket_size(episode.cameras[name].width, episode.cameras[name].height)
                for name in chosen}  # fmt: skip
     if depth_range_m is not None and not 0 < depth_range_m[0] < depth_range_m[1]:
@@ -118,6 +136,8 @@ def write_clips(
     notes = []
     if modalities is None and not episode.lidars:
         notes.append("lidar skipped: the episode recorded no LiDAR")
+    if modalities is None and map_path is None:
+        notes.append(f"hdmap skipped: the episode has no {EPISODE_MAP}; pass xodr= (--xodr)")
     written: dict[str, Any] = {}
     batch = []
     for name in chosen:
@@ -126,7 +146,7 @@ def write_clips(
         result = _write_camera(
             name, cam_out, captured[name], wanted, buckets[name], source_ticks, backend,
             seed=seed, depth_range_m=depth_range_m, edge_preset=edge_preset,
-            vis_preset=vis_preset, progress=progress,
+            vis_preset=vis_preset, hdmap_scene=hdmap_scene, progress=progress,
         )  # fmt: skip
         videos = result["videos"]
         t25 = {k: videos[k] for k in TRANSFER25_CONTROLS if k in videos}
@@ -161,6 +181,8 @@ def write_clips(
         },
         "notes": notes,
     }  # fmt: skip
+    if hdmap_scene is not None and map_path is not None:
+        manifest["hdmap"] = {"map": str(map_path.absolute()), "version": hdmap_version}
     if batch:
         manifest["transfer25_batch"] = _rel(
             write_spec_jsonl(batch, out / "transfer25_batch.jsonl"), out
@@ -201,9 +223,12 @@ def _choose_cameras(episode: Episode, cameras: Sequence[str] | None) -> list[str
     return list(cameras)
 
 
-def _choose_modalities(episode: Episode, modalities: Sequence[str] | None) -> tuple[str, ...]:
+def _choose_modalities(
+    episode: Episode, modalities: Sequence[str] | None, map_path: Path | None
+) -> tuple[str, ...]:
+    available = {"lidar": bool(episode.lidars), "hdmap": map_path is not None}
     if modalities is None:
-        return tuple(m for m in MODALITIES if m != "lidar" or episode.lidars)
+        return tuple(m for m in MODALITIES if available.get(m, True))
     if isinstance(modalities, str):
         modalities = [m.strip() for m in modalities.split(",") if m.strip()]
     unknown = [m for m in modalities if m not in MODALITIES]
@@ -216,7 +241,31 @@ def _choose_modalities(episode: Episode, modalities: Sequence[str] | None) -> tu
             f"modality 'lidar': {episode.path} recorded no LiDAR; drop lidar from the "
             "modalities or record the episode with a LidarSpec in the rig"
         )
+    if "hdmap" in modalities and map_path is None:
+        raise SpecError(
+            f"modality 'hdmap': {episode.path} has no OpenDRIVE map ({EPISODE_MAP}, which "
+            "CARLA captures save); pass the map the episode was recorded on with xodr= "
+            "(--xodr MAP.xodr) or drop hdmap from the modalities"
+        )
     return tuple(m for m in MODALITIES if m in modalities)
+
+
+def _episode_map(episode: Episode, xodr: str | Path | None) -> Path | None:
+    """The OpenDRIVE map for the hdmap control: `xodr`, else the episode's own, else None."""
+    if xodr is not None:
+        path = Path(xodr)
+        if not path.is_file():
+            raise SpecError(f"xodr={str(xodr)!r}: no such file; pass an OpenDRIVE .xodr map")
+        return path
+    own = episode.path / EPISODE_MAP
+    return own if own.is_file() else None
+
+
+def _hdmap_scene(map_path: Path, version: str) -> HDMapScene:
+    """The map compiled once for every camera and frame (parsed by CARLA's own reader)."""
+    from cosmos_sim.controls.opendrive import load_opendrive, map_geometry
+
+    return compile_scene(map_geometry(load_opendrive(map_path)), version)
 
 
 def _read_episode(
@@ -239,6 +288,7 @@ def _read_episode(
         for name in cameras
     }
     sweeps: dict[int, np.ndarray | None] = {}
+    dynamic: dict[int, DynamicState] = {}  # boxes and light states, shared by every camera
     for index in tqdm(to_read, desc="read episode", unit="tick", disable=not progress):
         tick = episode[index]
         if "lidar" in wanted:
@@ -247,6 +297,8 @@ def _read_episode(
             sweeps[index] = np.concatenate(points) if points else None
         if index not in needed:
             continue
+        if "hdmap" in wanted:
+            dynamic[index] = DynamicState.from_tick_data(tick.data)
         for name in cameras:
             frame = tick.frames.get(name)
             if frame is None:
@@ -273,6 +325,7 @@ def _read_episode(
             data[name]["pose"][index] = frame.cam_to_world
     for name in cameras:
         data[name]["sweeps"] = [sweeps.get(i) for i in range(len(episode))] if sweeps else None
+        data[name]["dynamic"] = dynamic
     return data
 
 
@@ -289,6 +342,7 @@ def _write_camera(
     depth_range_m: tuple[float, float] | None,
     edge_preset: str,
     vis_preset: str,
+    hdmap_scene: HDMapScene | None,
     progress: bool,
 ) -> dict[str, Any]:
     from tqdm import tqdm
@@ -325,6 +379,12 @@ def _write_camera(
                 data["sweeps"], [data["K"][t] for t in unique], [data["pose"][t] for t in unique],
                 h, w, ticks=unique,
             )  # fmt: skip
+        elif modality == "hdmap" and hdmap_scene is not None:
+            w, h = size
+            controls[modality] = np.stack([
+                render_hdmap(hdmap_scene, data["K"][t], data["pose"][t], w, h, data["dynamic"][t])
+                for t in unique
+            ])  # fmt: skip
         bar.update(1)
     bar.set_postfix_str("encode")
     result["videos"]["rgb"] = write_video(cam_out / "rgb.mp4", rgb[expand], COSMOS_FPS)

@@ -43,8 +43,9 @@ DEFAULT_CONTROL_WEIGHTS: dict[str, float] = {
     "seg": 1.0,
     "vis": 0.5,
     "lidar": 1.0,
+    "hdmap": 1.0,
 }
-"""Simulator edges, depth, seg and LiDAR are exact, so they get Cosmos' default weight 1.0;
+"""Simulator edges, depth, seg, LiDAR and HD maps are exact, so they get Cosmos' default 1.0;
 vis carries the simulator's flat look, which the transfer should replace, so it gets half.
 Transfer 2.5 normalises multi-control weights to sum to at most 1, so only ratios matter."""
 
@@ -128,7 +129,7 @@ def transfer25_spec(
     if unknown:
         raise SpecError(
             f"transfer25_spec: controls {unknown} are not Transfer 2.5 controls; use "
-            f"{list(TRANSFER25_CONTROLS)} (LiDAR goes in the Transfer 1 spec)"
+            f"{list(TRANSFER25_CONTROLS)} (LiDAR and HD map go in the Transfer 1 spec)"
         )
     if not controls:
         raise SpecError(

@@ -121,9 +121,14 @@ def controls(
     modalities: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated subset of depth,seg,edge,vis,lidar [default: all "
-            "the episode supports; lidar needs a recorded LiDAR]."
+            help="Comma-separated subset of depth,seg,edge,vis,lidar,hdmap [default: all "
+            "the episode supports; lidar needs a recorded LiDAR, hdmap an OpenDRIVE map: "
+            "the episode's map.xodr (CARLA captures) or --xodr]."
         ),
+    ] = None,
+    xodr: Annotated[
+        Path | None,
+        typer.Option(help="OpenDRIVE map for hdmap [default: the episode's map.xodr]."),
     ] = None,
     prompt: Annotated[str | None, typer.Option(help="Prompt written into the specs.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the seg palette and the specs.")] = 0,
@@ -132,7 +137,7 @@ def controls(
     """Turn an episode into Cosmos Transfer control videos and specs, one folder per camera."""
     with user_errors():
         written = _controls(
-            run, out, modalities=modalities, prompt=prompt, seed=seed, device=device
+            run, out, modalities=modalities, prompt=prompt, seed=seed, device=device, xodr=xodr
         )
     _say("clips", out)
     for camera in sorted(written.get("cameras", {})):
@@ -140,12 +145,19 @@ def controls(
 
 
 def _controls(
-    run: Path, out: Path, *, modalities: str | None, prompt: str | None, seed: int, device: str
+    run: Path,
+    out: Path,
+    *,
+    modalities: str | None,
+    prompt: str | None,
+    seed: int,
+    device: str,
+    xodr: Path | None = None,
 ) -> dict[str, Any]:
     from cosmos_sim.controls.clips import write_clips
 
     names = None if modalities is None else [m.strip() for m in modalities.split(",")]
-    kwargs: dict[str, Any] = {"modalities": names, "seed": seed, "device": device}
+    kwargs: dict[str, Any] = {"modalities": names, "seed": seed, "device": device, "xodr": xodr}
     if prompt is not None:
         kwargs["prompt"] = prompt
     return write_clips(run, out, **kwargs)
