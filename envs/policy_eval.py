@@ -9,7 +9,8 @@ across policies, Pearson and Spearman correlations and SIMPLER's mean maximum ra
 Paired starts (the default): episode k of every policy starts, in both envs, from the
 real env's first frame after `reset(seed=seed + k)`, passed to the learned env as
 `reset(options={"frames": ...})`. Both envs then see the same initial scenes, so a
-difference in success is the world model's, not the luck of the draw.
+difference in success is the world model's, not the luck of the draw. A learned env that
+takes no frames (not a LearnedEnv) resets with `seed + k` only, and the report says so.
 
 A learned env built on `LearnedCore` runs all episodes of a policy as lanes of one
 `LearnedVectorEnv` (one batched model call per step); any other env runs episode by episode.
@@ -383,26 +384,37 @@ def evaluate_policies(
     out = ensure_empty_dir(out, "policy-evaluation output folder")
     real_env = _make(real, real_kwargs, "real")
     learned_env = _make(learned, learned_kwargs, "learned")
-    starts = first_frames(real_env, episodes, seed) if paired_starts else None
-    results: dict[str, dict[str, Episodes]] = {}
-    total = 2 * episodes * len(policies)
-    with tqdm(total=total, desc="eval-policies", unit="episode") as progress:
-        for policy in policies:
-            results[policy.name] = {
-                "real": run_episodes(
-                    real_env, policy, episodes, seed=seed, max_steps=max_steps, progress=progress
-                ),
-                "learned": run_episodes(
-                    learned_env,
-                    policy,
-                    episodes,
-                    seed=seed,
-                    starts=starts,
-                    max_steps=max_steps,
-                    num_envs=num_envs,
-                    progress=progress,
-                ),
-            }
+    try:
+        starts = _paired_starts(real_env, learned_env, episodes, seed) if paired_starts else None
+        results: dict[str, dict[str, Episodes]] = {}
+        total = 2 * episodes * len(policies)
+        with tqdm(total=total, desc="eval-policies", unit="episode") as progress:
+            for policy in policies:
+                results[policy.name] = {
+                    "real": run_episodes(
+                        real_env,
+                        policy,
+                        episodes,
+                        seed=seed,
+                        max_steps=max_steps,
+                        progress=progress,
+                    ),
+                    "learned": run_episodes(
+                        learned_env,
+                        policy,
+                        episodes,
+                        seed=seed,
+                        starts=starts,
+                        max_steps=max_steps,
+                        num_envs=num_envs,
+                        progress=progress,
+                    ),
+                }
+    finally:
+        for env, given in ((real_env, real), (learned_env, learned)):
+            if isinstance(given, str):
+                env.close()
+    paired_starts = starts is not None
     rng = np.random.default_rng(seed)
     report: dict[str, Any] = {
         "real": _env_name(real),
@@ -452,6 +464,27 @@ def evaluate_policies(
     scatter_plot(report, out / "scatter.png")
     report["files"] = {"report": str(out / "report.json"), "scatter": str(out / "scatter.png")}
     return report
+
+
+def _paired_starts(
+    real_env: gym.Env, learned_env: gym.Env, episodes: int, seed: int
+) -> np.ndarray | None:
+    """The real env's first frames, when the learned env can start from them (else None:
+    both envs then reset with seed + k only)."""
+    from cosmos_sim.envs.vector import core_of
+
+    try:
+        core = core_of(learned_env)
+    except ValueError:
+        return None
+    starts = first_frames(real_env, episodes, seed)
+    if tuple(starts.shape[1:]) != core.frame_shape:
+        raise ValueError(
+            f"paired starts: the real env's frames are {tuple(starts.shape[1:])} but the "
+            f"learned env reads {core.frame_shape}; give both the same image size or pass "
+            "--no-paired-starts"
+        )
+    return starts
 
 
 def _make(env: str | gym.Env, kwargs: dict[str, Any] | None, role: str) -> gym.Env:

@@ -181,6 +181,7 @@ def test_the_real_env_against_itself_ranks_perfectly(tmp_path):
     report = json.loads((tmp_path / "self" / "report.json").read_text())
     for entry in report["policies"]:
         assert entry["real"]["returns"] == entry["learned"]["returns"]
+    assert report["paired_starts"] is False  # PushCube takes no frames: seeds pair them
     assert report["metrics"]["mean_return"]["mmrv"] == 0.0
     assert report["metrics"]["mean_return"]["pearson"] == pytest.approx(1.0)
     assert "mean_return: pearson 1.000" in result.output
@@ -201,6 +202,18 @@ def test_cli_reports_a_policy_that_does_not_import(tmp_path):
     )
     assert result.exit_code == 2
     assert "module 'not_a_module_abc' does not import" in result.output
+
+
+def test_paired_starts_need_one_image_size_in_both_envs(tmp_path):
+    with pytest.raises(ValueError, match="no-paired-starts"):
+        evaluate_policies(
+            f"{POLICIES}:to_cube",
+            real="cosmos_sim/PushCube-v0",
+            learned=_tiny_learned_env(),
+            episodes=1,
+            out=tmp_path / "o",
+            real_kwargs={"image_size": 32},
+        )
 
 
 def test_unknown_env_id_is_a_clear_error(tmp_path):
