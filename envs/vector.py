@@ -16,17 +16,14 @@ call for the lanes that autoreset. Autoreset follows Gymnasium 1.x (`AutoresetMo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from cosmos_sim.envs.learned import LearnedCore, StartFrames, build_starts, to_numpy
-from cosmos_sim.envs.world_model import ChunkMode, RewardFn, WorldModel, WorldModelError
-from cosmos_sim.episode import Episode
+from cosmos_sim.envs.learned import LearnedCore, LearnedEnv, to_numpy
+from cosmos_sim.envs.world_model import WorldModel, WorldModelError
 
 
 class LearnedVectorEnv(VectorEnv):
@@ -42,37 +39,14 @@ class LearnedVectorEnv(VectorEnv):
         num_envs: int = 1,
         *,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
-        episodes: Sequence[str | Path | Episode] | str | Path | None = None,
-        start_frames: np.ndarray | StartFrames | None = None,
-        camera: str | None = None,
-        action_key: str = "action",
-        start_anywhere: bool = False,
-        chunk_mode: ChunkMode = "repeat",
-        action_low: float | np.ndarray = -1.0,
-        action_high: float | np.ndarray = 1.0,
-        reward_fn: RewardFn | None = None,
-        max_episode_steps: int | None = None,
-        frame_shape: tuple[int, int, int] | None = None,
-        action_dim: int | None = None,
-        actions_per_call: int | None = None,
         render_mode: str | None = None,
         render_fps: float = 10,
+        **settings: Any,
     ) -> None:
+        """`settings` are LearnedEnv's keyword arguments (start frames, spaces, reward_fn...)."""
         if not isinstance(num_envs, int) or num_envs < 1:
             raise WorldModelError(f"num_envs must be an int >= 1, got {num_envs!r}")
-        core = LearnedCore(
-            model,
-            num_lanes=num_envs,
-            frame_shape=frame_shape,
-            action_dim=action_dim,
-            actions_per_call=actions_per_call,
-            chunk_mode=chunk_mode,
-            action_low=action_low,
-            action_high=action_high,
-            reward_fn=reward_fn,
-            max_episode_steps=max_episode_steps,
-            starts=build_starts(episodes, start_frames, camera, action_key, start_anywhere),
-        )
+        core = LearnedEnv(model, **settings).core.spawn(num_envs)
         self._setup(core, autoreset_mode, render_mode, render_fps)
 
     @classmethod
