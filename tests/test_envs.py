@@ -145,6 +145,33 @@ def test_resets_start_from_recorded_episode_frames(tmp_path):
     assert np.allclose(state.actions[0, :, 0].numpy(), want)
 
 
+def test_resets_start_from_episodes_the_real_pushcube_env_recorded(tmp_path):
+    from cosmos_sim.envs.pushcube import PushCubeEnv
+    from cosmos_sim.envs.pushcube_policies import scripted
+
+    real = PushCubeEnv(max_episode_steps=4, record_dir=tmp_path)
+    frames, taken = [real.reset(seed=3)[0]], []
+    for _ in range(4):
+        taken.append(scripted(frames[-1]))
+        frames.append(real.step(taken[-1])[0])
+    real.close()
+    episodes = sorted(tmp_path.iterdir())
+    model = TinyWorldModel(frame_shape=(64, 64, 3), context_frames=3)
+    assert np.array_equal(LearnedEnv(model, episodes=episodes).reset(seed=0)[0], frames[0])
+    # Anywhere: a window ending at tick t carries the actions that led to ticks t-2..t.
+    led_to = [np.zeros(2, np.float32), *taken]
+    anywhere = LearnedEnv(model, episodes=episodes, start_anywhere=True)
+    ends = set()
+    for seed in range(12):
+        anywhere.reset(seed=seed)
+        state = anywhere.core.state
+        t = next(k for k, f in enumerate(frames) if np.array_equal(f, state.last_frame[0]))
+        want = [led_to[k] if k >= 0 else np.zeros(2) for k in (t - 2, t - 1, t)]
+        assert np.allclose(state.actions[0].numpy(), want)
+        ends.add(t)
+    assert len(ends) > 2
+
+
 def test_reset_from_frames_in_options_and_reward_from_a_user_function():
     frame = np.full((16, 16, 3), 100, np.uint8)
 
