@@ -44,14 +44,19 @@ def test_multiverse_example_writes_grid_video_and_summary(tmp_path):
     assert (out / "multiverse.png").stat().st_size > 0 and (out / "multiverse.mp4").is_file()
 
 
-def test_registered_learned_pushcube_builds_batched_and_ranks_policies(tmp_path):
+def test_registered_learned_pushcube_passes_check_env_batches_and_ranks_policies(tmp_path):
     require_shipped_weights()
     import gymnasium as gym
+    from gymnasium.utils.env_checker import check_env
     from typer.testing import CliRunner
 
     import cosmos_sim  # noqa: F401
     from cosmos_sim.cli import app
 
+    check_env(
+        gym.make("cosmos_sim/LearnedPushCube-v0", render_mode="rgb_array").unwrapped,
+        skip_render_check=False,
+    )
     vec = gym.make_vec(
         "cosmos_sim/LearnedPushCube-v0", num_envs=3, vectorization_mode="vector_entry_point"
     )
