@@ -6,11 +6,13 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from cosmos_sim import Episode
 from cosmos_sim.controls import depth_control, edge_control, seg_control, seg_palette
 from cosmos_sim.sidecar import Server
 
@@ -59,3 +61,18 @@ def test_node_client_hello_then_controls(tmp_path, transport):
         assert summary["controls"][name]["shape"] == [H, W, 3]
         assert summary["controls"][name]["sha256"] == hashlib.sha256(arr.tobytes()).hexdigest()
     assert stats["methods"]["controls"]["requests"] == 1 and stats["errors"] == 0
+
+
+def test_pybullet_example_streams_through_the_sidecar(tmp_path):
+    example = Path(__file__).resolve().parents[1] / "examples" / "sidecar_pybullet.py"
+    out = subprocess.run(
+        [sys.executable, str(example), "--ticks", "3", "--width", "96", "--height", "54",
+         "--modalities", "depth,seg,edge", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "3 ticks of tabletop" in out.stdout and ", 0 errors" in out.stdout
+    (episode_dir,) = [p for p in tmp_path.iterdir() if p.name.startswith("tabletop-")]
+    episode = Episode(episode_dir)
+    assert episode.complete and len(episode) == 3
+    assert (episode_dir / "sidecar_controls.png").is_file()

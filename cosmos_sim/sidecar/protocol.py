@@ -121,6 +121,9 @@ class Request:
     params: dict[str, Any]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     version: int = PROTOCOL_VERSION
+    origins: dict[int, tuple[np.ndarray, Any]] = field(default_factory=dict)
+    """id(array) -> (array, the frame it views): a reply that returns an input array
+    unchanged sends that frame again instead of wrapping the array (true zero-copy)."""
 
 
 def _refuse_ext(code: int, data: bytes) -> Any:
@@ -215,14 +218,18 @@ def decode_request(frames: Sequence[Any], limits: Limits) -> Request:
                 "message",
                 "send fewer or smaller arrays per request (limits are in the hello reply)",
             )
-        return _decode_header(header, bufs[1:], limits, rid)
+        return _decode_header(header, bufs[1:], limits, rid, frames[1:])
     except ProtocolError as exc:
         exc.request_id = rid
         raise
 
 
 def _decode_header(
-    header: Any, bufs: list[memoryview], limits: Limits, rid: int | str | None
+    header: Any,
+    bufs: list[memoryview],
+    limits: Limits,
+    rid: int | str | None,
+    frames: Sequence[Any],
 ) -> Request:
     if not isinstance(header, dict):
         raise ProtocolError(
@@ -278,14 +285,22 @@ def _decode_header(
             "header.arrays",
             "send a list of array descriptors (empty when there are no array frames)",
         )
-    arrays = decode_arrays(descriptors, bufs, limits)
-    return Request(id=rid, method=method, params=params, arrays=arrays, version=version)
+    origins: dict[int, tuple[np.ndarray, Any]] = {}
+    arrays = decode_arrays(descriptors, bufs, limits, frames, origins)
+    return Request(rid, method, params, arrays, version, origins)
 
 
 def decode_arrays(
-    descriptors: list[Any], bufs: Sequence[memoryview], limits: Limits
+    descriptors: list[Any],
+    bufs: Sequence[memoryview],
+    limits: Limits,
+    frames: Sequence[Any] = (),
+    origins: dict[int, tuple[np.ndarray, Any]] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Array frames → {name: read-only ndarray view}, checking every descriptor first."""
+    """Array frames → {name: read-only ndarray view}, checking every descriptor first.
+
+    With `frames` and `origins`, records which frame each plain view came from.
+    """
     if len(bufs) > limits.max_arrays or len(descriptors) > limits.max_arrays:
         raise ProtocolError(
             ErrorCode.TOO_LARGE,
@@ -342,6 +357,8 @@ def decode_arrays(
         if dtype.byteorder not in ("=", "|", _NATIVE_ORDER):
             arr = arr.astype(dtype.newbyteorder("="))
             arr.flags.writeable = False
+        elif origins is not None and frames:
+            origins[id(arr)] = (arr, frames[frame - 1])
         arrays[name] = arr
     return arrays
 
@@ -412,9 +429,12 @@ def _check_descriptor(desc: Any, where: str, num_frames: int) -> tuple[str, np.d
     return name, dtype, tuple(shape), frame
 
 
-def describe_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[list[dict], list[Any]]:
+def describe_arrays(
+    arrays: Mapping[str, np.ndarray], origins: Mapping[int, tuple[np.ndarray, Any]] | None = None
+) -> tuple[list[dict], list[Any]]:
     """Arrays → (descriptors, buffers to send as frames), without copying contiguous data."""
     descriptors, buffers = [], []
+    origins = origins or {}
     for i, (name, value) in enumerate(arrays.items()):
         arr = np.ascontiguousarray(value)
         if arr.dtype.name not in ALLOWED_DTYPES:
@@ -433,7 +453,11 @@ def describe_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[list[dict], list[
                 "frame": i + 1,
             }
         )
-        buffers.append(arr if arr.ndim else arr.reshape(1))
+        origin = origins.get(id(value))
+        if origin is not None and origin[0] is value:
+            buffers.append(origin[1])  # an input frame sent back as it came
+        else:
+            buffers.append(arr if arr.ndim else arr.reshape(1))
     return descriptors, buffers
 
 
@@ -460,8 +484,9 @@ def encode_reply(
     result: Mapping[str, Any] | None = None,
     arrays: Mapping[str, np.ndarray] | None = None,
     version: int = PROTOCOL_VERSION,
+    origins: Mapping[int, tuple[np.ndarray, Any]] | None = None,
 ) -> list[Any]:
-    descriptors, buffers = describe_arrays(arrays or {})
+    descriptors, buffers = describe_arrays(arrays or {}, origins)
     header = {
         "v": version,
         "id": request_id,

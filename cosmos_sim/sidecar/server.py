@@ -446,7 +446,7 @@ class Server:
                 result, arrays = method.handler(call)
             if method.name == "hello":
                 version = result["version"]
-            frames = encode_reply(request.id, result, arrays, version)
+            frames = encode_reply(request.id, result, arrays, version, request.origins)
             ok = True
         except Exception as exc:
             error = _as_protocol_error(exc, method.name)

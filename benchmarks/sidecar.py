@@ -1,0 +1,318 @@
+"""Sidecar round trips against raw pyzmq multipart, measured in the same run.
+
+    python benchmarks/sidecar.py                  # RTT table + 100 clients for 30 s
+    python benchmarks/sidecar.py --load-seconds 5 --transport ipc
+
+Part 1 sends one RGB frame at a time (84×84, 640×360, 1280×704, 1920×1080) and waits for it
+to come back, the way a simulator in the loop does: through the sidecar's `echo` method
+(msgpack header + raw frame, decoded and checked, sent back zero-copy) with the Python
+`Client`, and through a bare ROUTER that bounces multipart messages. Both servers run in
+their own process; round trips alternate in random order so both see the same machine
+load (the 2-core machine is shared with other work). It prints
+RTT p50/p99, frames/s and the sidecar/raw ratios (targets: ≥ 0.90 of raw frames/s at
+1280×704, p99 ≤ 2× raw).
+
+Part 2 is a bounded load run: `--load-clients` clients (threads spread over processes)
+send 640×360 frames through `echo` for `--load-seconds`, then it reports requests, errors,
+timeouts, throughput and the server's own stats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+
+SIZES = {
+    "84x84": (84, 84),
+    "640x360": (360, 640),
+    "1280x704": (704, 1280),
+    "1920x1080": (1080, 1920),
+}
+ROUND_TRIPS = {"84x84": 3000, "640x360": 1500, "1280x704": 500, "1920x1080": 300}
+
+
+@dataclass
+class Config:
+    transport: str = "tcp"
+    scale: float = 1.0
+    load_clients: int = 100
+    load_seconds: float = 30.0
+    load_processes: int = 4
+    skip_rtt: bool = False
+
+
+def endpoint(transport: str, name: str) -> str:
+    if transport == "ipc":
+        return f"ipc://{tempfile.gettempdir()}/cosmos-sim-bench-{os.getpid()}-{name}.sock"
+    return "tcp://127.0.0.1:*"
+
+
+# -- servers (each in its own process) -----------------------------------------------------
+
+
+def raw_server(bind: str, ready: mp.Queue) -> None:
+    """A ROUTER that sends every multipart message straight back (the baseline)."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    sock.bind(bind)
+    ready.put(sock.last_endpoint.decode())
+    while True:
+        frames = sock.recv_multipart(copy=False)
+        if len(frames) == 2 and frames[1].bytes == b"stop":
+            break
+        sock.send_multipart(frames, copy=False)
+    sock.close(linger=0)
+    ctx.term()
+
+
+def sidecar_server(bind: str, ready: mp.Queue, workers: int) -> None:
+    from cosmos_sim.sidecar import Server
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        server = Server(bind, workers=workers, data_dir=data_dir)
+        ready.put(server.endpoint)
+        server.serve_forever()
+
+
+def start(target, *args) -> tuple[mp.Process, str]:
+    ctx = mp.get_context("spawn")
+    ready = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args[:1], ready, *args[1:]), daemon=True)
+    proc.start()
+    return proc, ready.get(timeout=60)
+
+
+# -- part 1: round trips --------------------------------------------------------------------
+
+
+def round_trips(raw_addr: str, side_addr: str, frame: np.ndarray, n: int) -> tuple:
+    """n RTTs each way, interleaved in random order so both see the same background load."""
+    from cosmos_sim.sidecar import Client
+
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(raw_addr)
+    header = b"\x00" * 32  # a small header frame, like the sidecar's
+
+    def raw() -> None:
+        sock.send_multipart([header, frame], copy=False)
+        reply = sock.recv_multipart(copy=False)
+        np.frombuffer(reply[1].buffer, np.uint8)
+
+    with Client(side_addr, timeout_s=30) as client:
+
+        def side() -> None:
+            assert client.echo(rgb=frame).arrays["rgb"].shape == frame.shape
+
+        rtts = {raw: np.empty(n), side: np.empty(n)}
+        order = np.random.default_rng(1)
+        for i in range(-20, n):  # 20 warm-up round trips each
+            for fn in (raw, side) if order.random() < 0.5 else (side, raw):
+                t0 = time.perf_counter()
+                fn()
+                if i >= 0:
+                    rtts[fn][i] = time.perf_counter() - t0
+    sock.close()
+    return rtts[raw], rtts[side]
+
+
+def rtt_table(cfg: Config) -> list[dict]:
+    raw_proc, raw_addr = start(raw_server, endpoint(cfg.transport, "raw"))
+    side_proc, side_addr = start(sidecar_server, endpoint(cfg.transport, "sidecar"), 2)
+    rows = []
+    try:
+        rng = np.random.default_rng(0)
+        for name, (h, w) in SIZES.items():
+            frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            raw, side = round_trips(
+                raw_addr, side_addr, frame, max(10, int(ROUND_TRIPS[name] * cfg.scale))
+            )
+            row = {
+                "size": name,
+                "mb": frame.nbytes / 1e6,
+                "n": raw.size,
+                "raw_p50": np.percentile(raw, 50) * 1e3,
+                "raw_p99": np.percentile(raw, 99) * 1e3,
+                "raw_fps": raw.size / raw.sum(),
+                "side_p50": np.percentile(side, 50) * 1e3,
+                "side_p99": np.percentile(side, 99) * 1e3,
+                "side_fps": side.size / side.sum(),
+            }
+            row["fps_ratio"] = row["side_fps"] / row["raw_fps"]
+            row["p99_ratio"] = row["side_p99"] / row["raw_p99"]
+            rows.append(row)
+            print_row(row)
+    finally:
+        stop_raw(raw_addr)
+        stop_sidecar(side_addr)
+        raw_proc.join(10)
+        side_proc.join(10)
+    return rows
+
+
+def stop_raw(address: str) -> None:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 1000
+    sock.connect(address)
+    sock.send(b"stop")
+    sock.close()
+
+
+def stop_sidecar(address: str) -> None:
+    from cosmos_sim.sidecar import Client
+
+    with Client(address) as client:
+        client.shutdown()
+
+
+HEADER = (
+    f"{'size':>10} {'MB':>6} {'n':>5} | {'raw p50':>8} {'raw p99':>8} {'raw f/s':>8} | "
+    f"{'side p50':>8} {'side p99':>8} {'side f/s':>8} | {'f/s ratio':>9} {'p99 ratio':>9}"
+)
+
+
+def print_row(row: dict) -> None:
+    print(
+        f"{row['size']:>10} {row['mb']:>6.2f} {row['n']:>5} | {row['raw_p50']:>8.3f} "
+        f"{row['raw_p99']:>8.3f} {row['raw_fps']:>8.0f} | {row['side_p50']:>8.3f} "
+        f"{row['side_p99']:>8.3f} {row['side_fps']:>8.0f} | {row['fps_ratio']:>9.2f} "
+        f"{row['p99_ratio']:>9.2f}",
+        flush=True,
+    )
+
+
+# -- part 2: load -----------------------------------------------------------------------------
+
+
+def load_process(address: str, clients: int, seconds: float, results: mp.Queue) -> None:
+    from cosmos_sim.sidecar import Client, SidecarError, SidecarTimeout
+
+    frame = np.random.default_rng(os.getpid()).integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    barrier = threading.Barrier(clients)
+    stats = []
+
+    def run() -> None:
+        ok = errors = timeouts = 0
+        latencies = []
+        try:
+            client = Client(address, timeout_s=10, retries=0)
+        except Exception:
+            stats.append((0, 0, 1, []))
+            return
+        with client:
+            barrier.wait(60)
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                t0 = time.perf_counter()
+                try:
+                    reply = client.echo(rgb=frame)
+                    if reply.arrays["rgb"].shape != frame.shape:
+                        errors += 1
+                    else:
+                        ok += 1
+                        latencies.append(time.perf_counter() - t0)
+                except SidecarTimeout:
+                    timeouts += 1
+                except SidecarError:
+                    errors += 1
+        stats.append((ok, errors, timeouts, latencies))
+
+    threads = [threading.Thread(target=run) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ok = sum(s[0] for s in stats)
+    results.put(
+        (
+            ok,
+            sum(s[1] for s in stats),
+            sum(s[2] for s in stats),
+            np.concatenate([np.asarray(s[3]) for s in stats]) if ok else np.zeros(0),
+        )
+    )
+
+
+def load_run(cfg: Config) -> dict:
+    from cosmos_sim.sidecar import Client
+
+    side_proc, address = start(sidecar_server, endpoint(cfg.transport, "load"), 4)
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    per = [cfg.load_clients // cfg.load_processes] * cfg.load_processes
+    per[0] += cfg.load_clients - sum(per)
+    procs = [
+        ctx.Process(target=load_process, args=(address, n, cfg.load_seconds, results))
+        for n in per
+        if n
+    ]
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    parts = [results.get(timeout=cfg.load_seconds + 300) for _ in procs]
+    wall = time.perf_counter() - t0
+    for p in procs:
+        p.join(30)
+    with Client(address) as client:
+        server_stats = client.stats()
+        client.shutdown()
+    side_proc.join(10)
+    ok = sum(p[0] for p in parts)
+    latencies = np.concatenate([p[3] for p in parts])
+    report = {
+        "clients": cfg.load_clients,
+        "seconds": cfg.load_seconds,
+        "ok": ok,
+        "errors": sum(p[1] for p in parts),
+        "timeouts": sum(p[2] for p in parts),
+        "req_per_s": ok / cfg.load_seconds,
+        "mb_per_s": ok * 360 * 640 * 3 * 2 / 1e6 / cfg.load_seconds,
+        "p50_ms": float(np.percentile(latencies, 50) * 1e3) if ok else None,
+        "p99_ms": float(np.percentile(latencies, 99) * 1e3) if ok else None,
+        "server_requests": server_stats["requests"],
+        "server_errors": server_stats["errors"],
+        "server_dropped": server_stats["dropped_replies"],
+        "wall_s": wall,
+    }
+    print(
+        f"load: {report['clients']} clients × {report['seconds']:.0f} s, 640×360 echo: "
+        f"{report['ok']} ok, {report['errors']} errors, {report['timeouts']} timeouts; "
+        f"{report['req_per_s']:.0f} req/s ({report['mb_per_s']:.0f} MB/s both ways), "
+        f"RTT p50 {report['p50_ms']:.1f} ms p99 {report['p99_ms']:.1f} ms; server counted "
+        f"{report['server_requests']} requests, {report['server_errors']} errors, "
+        f"{report['server_dropped']} dropped replies",
+        flush=True,
+    )
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--transport", choices=["tcp", "ipc"], default="tcp")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply round-trip counts")
+    parser.add_argument("--load-clients", type=int, default=Config.load_clients)
+    parser.add_argument("--load-seconds", type=float, default=Config.load_seconds)
+    parser.add_argument("--load-processes", type=int, default=Config.load_processes)
+    parser.add_argument("--skip-rtt", action="store_true")
+    cfg = Config(**vars(parser.parse_args()))
+    print(
+        f"sidecar vs raw pyzmq multipart, {cfg.transport}, zmq {zmq.zmq_version()}, "
+        f"pyzmq {zmq.pyzmq_version()}, {os.cpu_count()} CPUs"
+    )
+    if not cfg.skip_rtt:
+        print(HEADER)
+        rtt_table(cfg)
+    if cfg.load_seconds > 0 and cfg.load_clients > 0:
+        load_run(cfg)
+
+
+if __name__ == "__main__":
+    main()
