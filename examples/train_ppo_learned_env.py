@@ -1,9 +1,11 @@
 """Train PPO inside the learned PushCube env, then test the policy in the real simulator.
 
-stable-baselines3 runs on `cosmos_sim/LearnedPushCube-v0` (the shipped embedded world model)
-as it would on any Gymnasium env. The trained policy is then scored, with scripted and
-random baselines, in both the learned env and the real PyBullet `cosmos_sim/PushCube-v0`
-(paired starts, bootstrap CIs): does what it learned in the world model transfer?
+stable-baselines3 runs on `cosmos_sim/LearnedPushCube-v0` (the shipped embedded world model):
+its `n_envs` environments are lanes of one LearnedVectorEnv, so every PPO step is one
+batched model call (`cosmos_sim.envs.sb3.SB3VecEnv`). The trained policy is then scored,
+with scripted and random baselines, in both the learned env and the real PyBullet
+`cosmos_sim/PushCube-v0` (paired starts, bootstrap CIs): does what it learned in the
+world model transfer?
 
     OUT/ppo_learned_pushcube.zip     the policy (loadable by `cosmos-sim eval-policies`)
     OUT/eval/report.json, scatter.png
@@ -24,8 +26,8 @@ from cosmos_sim.envs.policy_eval import evaluate_policies
 @dataclass
 class Args:
     total_timesteps: int = 50_000
-    n_envs: int = 4
-    """Learned envs PPO collects from (stable-baselines3's DummyVecEnv)."""
+    n_envs: int = 8
+    """Learned envs PPO collects from, stepped in one batched model call."""
     n_steps: int = 128
     """PPO rollout length per env."""
     learning_rate: float = 3e-4
@@ -37,15 +39,20 @@ class Args:
 
 
 def main(args: Args) -> dict:
+    import gymnasium as gym
     from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_vec_env
 
-    train_env = make_vec_env(
-        "cosmos_sim/LearnedPushCube-v0",
-        n_envs=args.n_envs,
-        seed=args.seed,
-        env_kwargs={"device": args.device},
+    from cosmos_sim.envs.sb3 import SB3VecEnv
+
+    train_env = SB3VecEnv(
+        gym.make_vec(
+            "cosmos_sim/LearnedPushCube-v0",
+            num_envs=args.n_envs,
+            vectorization_mode="vector_entry_point",
+            device=args.device,
+        )
     )
+    train_env.seed(args.seed)
     agent = PPO(
         "CnnPolicy",
         train_env,
