@@ -45,6 +45,8 @@ _LAZY = {
     "branch": "multiverse",
     "rollout": "multiverse",
     "write_multiverse": "multiverse",
+    "evaluate_policies": "policy_eval",
+    "SB3VecEnv": "sb3",
 }
 __all__ = sorted(_LAZY)
 
