@@ -332,6 +332,47 @@ def test_a_client_cannot_touch_another_clients_episode(server):
         assert owner.episode_append(handle, 0.0, {"front": {"cam_to_world": EYE4}}) == 0
 
 
+def test_pipelined_stateful_requests_run_in_arrival_order(server):
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(server.endpoint)
+    raw_call(sock, encode_request(0, "hello", {"versions": [1]}))
+    header, _ = raw_call(
+        sock,
+        encode_request(
+            1,
+            "episode_open",
+            {"path": "pipelined2", "cameras": [CAMERA], "fps": 10.0, "simulator": "x"},
+        ),
+    )
+    handle = header["result"]["episode"]
+    rgbs = [np.full((H, W, 3), i, np.uint8) for i in range(12)]
+    for i, rgb in enumerate(rgbs):  # all sent before any reply is read
+        sock.send_multipart(
+            encode_request(
+                10 + i,
+                "episode_append",
+                {
+                    "episode": handle,
+                    "sim_time_s": i / 10,
+                    "index": i,
+                    "sensors": {"front": {"cam_to_world": EYE4}},
+                },
+                {"front/rgb": rgb},
+            )
+        )
+    replies = {}
+    for _ in rgbs:
+        assert sock.poll(10_000)
+        reply = msgpack.unpackb(sock.recv_multipart()[0])
+        replies[reply["id"]] = reply
+    sock.close()
+    assert all(r["ok"] for r in replies.values()), [r["error"] for r in replies.values()]
+    assert [replies[10 + i]["result"]["index"] for i in range(12)] == list(range(12))
+    stack = Episode(Path(header["result"]["path"])).stack("front", "rgb")
+    assert [int(frame[0, 0, 0]) for frame in stack] == list(range(12))
+
+
 def test_shutdown_closes_open_episodes_as_incomplete(endpoint, tmp_path):
     srv = Server(endpoint, data_dir=tmp_path).start()
     with Client(srv.endpoint) as c:

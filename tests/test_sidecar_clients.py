@@ -14,7 +14,8 @@ import pytest
 
 from cosmos_sim import Episode
 from cosmos_sim.controls import depth_control, edge_control, seg_control, seg_palette
-from cosmos_sim.sidecar import Server
+from cosmos_sim.sidecar import ErrorCode, Limits, Server
+from cosmos_sim.sidecar.methods import method_table
 
 NODE_CLIENT = Path(__file__).resolve().parents[1] / "examples" / "clients" / "node"
 NODE = shutil.which("node")
@@ -76,3 +77,24 @@ def test_pybullet_example_streams_through_the_sidecar(tmp_path):
     episode = Episode(episode_dir)
     assert episode.complete and len(episode) == 3
     assert (episode_dir / "sidecar_controls.png").is_file()
+
+
+def test_protocol_md_documents_every_method_param_array_and_error():
+    text = (Path(__file__).resolve().parents[1] / "PROTOCOL.md").read_text()
+    sections = text.split("\n### ")
+    for name, method in method_table_with_hdmap().items():
+        (section,) = [s for s in sections if s.startswith(f"{name}\n")]
+        for param in method.params:
+            assert f"`{param}`" in section, f"{name}: param {param} undocumented"
+        for array in method.arrays or {}:
+            assert f"`{array}`" in section, f"{name}: array {array} undocumented"
+    for code in ErrorCode.all():
+        assert f"| `{code}` |" in text, f"error code {code} undocumented"
+    for key in Limits().to_dict():
+        assert f"`{key}`" in text, f"limit {key} undocumented"
+
+
+def method_table_with_hdmap():
+    from cosmos_sim.sidecar.methods import hdmap
+
+    return {**method_table(), **{m.name: m for m in hdmap.METHODS}}

@@ -23,7 +23,15 @@ if TYPE_CHECKING:
 REQUIRED: Any = object()
 """Default of a param that the client must send."""
 
-_TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "string", list: "list", dict: "map"}
+_TYPE_NAMES = {
+    bool: "bool",
+    int: "int",
+    float: "float",
+    str: "string",
+    list: "list",
+    dict: "map",
+    type(None): "null",
+}
 
 
 @dataclass(frozen=True)

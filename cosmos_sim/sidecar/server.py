@@ -68,8 +68,28 @@ class Session:
     client: str
     last_seen: float = field(default_factory=time.monotonic)
     resources: dict[str, Resource] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    """Held while a stateful method of this client runs (one at a time per client)."""
+    running: bool = False
+    """A stateful method of this client is queued or running; later ones wait in `waiting`."""
+    waiting: deque[_Task] = field(default_factory=deque)
+    order_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Guards `running` and `waiting` (the I/O thread adds, the worker that finishes takes)."""
+
+    def admit(self, task: _Task) -> bool:
+        """True: run `task` now; False: it waits behind this client's running stateful task."""
+        with self.order_lock:
+            if self.running:
+                self.waiting.append(task)
+                return False
+            self.running = True
+            return True
+
+    def next_waiting(self) -> _Task | None:
+        """The next stateful task of this client, in arrival order, once one finished."""
+        with self.order_lock:
+            if self.waiting:
+                return self.waiting.popleft()
+            self.running = False
+            return None
 
     def add(self, kind: str, obj: Any, close: Callable[[], None]) -> str:
         handle = f"{kind}-{secrets.token_hex(8)}"
@@ -384,7 +404,9 @@ class Server:
                     f"(max_inflight_per_client={self.limits.max_inflight_per_client})",
                 )
             self._inflight[identity] = inflight + 1
-            self._tasks.put(_Task(envelope, request, method, session, started))
+            task = _Task(envelope, request, method, session, started)
+            if not method.stateful or session.admit(task):
+                self._tasks.put(task)
         except ProtocolError as exc:
             self.stats.record(name, False, time.perf_counter() - started)
             rid = request_id if exc.request_id is None else exc.request_id
@@ -409,8 +431,7 @@ class Server:
 
     @staticmethod
     def _close_session(session: Session) -> None:
-        with session.lock:
-            session.close_all()
+        session.close_all()  # idle sessions only: none of its methods is running
 
     # -- workers -------------------------------------------------------------------------
 
@@ -420,9 +441,13 @@ class Server:
         push.connect(self._replies_endpoint)
         try:
             while (task := self._tasks.get()) is not None:
-                identity = task.envelope[0].bytes
-                frames = self._run(task.method, task.request, task.session, identity, task.started)
-                push.send_multipart(task.envelope + frames, copy=False)
+                while task is not None:  # a client's stateful tasks run in arrival order
+                    identity = task.envelope[0].bytes
+                    frames = self._run(
+                        task.method, task.request, task.session, identity, task.started
+                    )
+                    push.send_multipart(task.envelope + frames, copy=False)
+                    task = task.session.next_waiting() if task.method.stateful else None
         finally:
             push.close()
 
@@ -439,11 +464,7 @@ class Server:
         try:
             params = method.check(request.params, request.arrays)
             call = Call(params, request.arrays, session, self, identity)
-            if method.stateful and session is not None:
-                with session.lock:
-                    result, arrays = method.handler(call)
-            else:
-                result, arrays = method.handler(call)
+            result, arrays = method.handler(call)
             if method.name == "hello":
                 version = result["version"]
             frames = encode_reply(request.id, result, arrays, version, request.origins)
