@@ -19,7 +19,7 @@ from cosmos_sim.controls import (
     seg_palette,
     vis_control,
 )
-from cosmos_sim.sidecar import Client, ErrorCode, Limits, Server, SidecarError
+from cosmos_sim.sidecar import Client, ErrorCode, Limits, Server, SidecarError, SidecarTimeout
 from cosmos_sim.sidecar.methods import method_table
 from cosmos_sim.sidecar.protocol import ALLOWED_DTYPES, encode_request
 from cosmos_sim.sidecar.schema import Method, Param
@@ -479,6 +479,48 @@ def test_a_client_that_disappears_mid_request(server, gate):
         # Counted as dropped when ZeroMQ already saw the peer go (else ZeroMQ discards it).
         assert stats["dropped_replies"] <= 1
         assert c.echo(a=np.ones(2)).arrays["a"].sum() == 2
+
+
+def test_client_retries_idempotent_calls_only_and_drops_stale_replies():
+    """Against a scripted ROUTER: a lost reply, a duplicate, a stale id, a non-idempotent call."""
+    router = zmq.Context.instance().socket(zmq.ROUTER)
+    router.linger = 0
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    seen: list[tuple[str, int]] = []
+
+    def reply(envelope: list, request_id, result: dict) -> None:
+        header = {"v": 1, "id": request_id, "ok": True, "result": result, "arrays": []}
+        router.send_multipart([*envelope, msgpack.packb(header)])
+
+    def serve() -> None:
+        while router.poll(5000):
+            identity, raw = router.recv_multipart()
+            header = msgpack.unpackb(raw)
+            seen.append((header["method"], header["id"]))
+            if header["method"] == "hello":
+                reply([identity], header["id"], {"version": 1, "idempotent": ["hello", "stats"]})
+            elif header["method"] == "stats" and seen.count(("stats", header["id"])) == 1:
+                continue  # the first attempt's reply is lost
+            elif header["method"] == "stats":
+                reply([identity], header["id"] - 1, {"stale": True})  # an old request's reply
+                reply([identity], header["id"], {"n": 1})
+                reply([identity], header["id"], {"n": 2})  # a duplicate of the same reply
+            elif header["method"] == "shutdown":
+                return
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        with Client(f"tcp://127.0.0.1:{port}", timeout_s=0.3, retries=2) as c:
+            assert c.stats() == {"n": 1}
+            with pytest.raises(SidecarTimeout):
+                c.call("episode_append", {"episode": "e"})  # never resent
+            with pytest.raises(SidecarTimeout):
+                c.call("shutdown")
+    finally:
+        thread.join(10)
+        router.close()
+    assert [m for m, _ in seen] == ["hello", "stats", "stats", "episode_append", "shutdown"]
 
 
 def test_too_many_requests_in_flight_get_busy(endpoint, tmp_path, gate):

@@ -1,10 +1,11 @@
 """The sidecar server: a ZeroMQ ROUTER in front of a pool of worker threads.
 
 One I/O thread owns the ROUTER socket. It decodes and checks each request, answers the
-microsecond methods (hello, echo, stats, progress polls) itself, and queues the rest for
-the workers. Each worker owns a PUSH socket back to the I/O thread's inproc PULL, so no
-socket is ever touched by two threads. Long transfer jobs run on their own executor and
-are polled, so neither they nor a slow control computation stall other clients.
+microsecond methods (hello, describe, echo, stats, shutdown) itself, and queues the rest
+for the workers. Each worker owns a PUSH socket back to the I/O thread's inproc PULL, so
+no socket is ever touched by two threads. Transfer jobs run on job threads of their own
+and are polled, so neither they nor a slow control computation stall other clients. A
+client's stateful requests (episodes, envs, jobs) run one at a time, in arrival order.
 """
 
 from __future__ import annotations
@@ -103,8 +104,8 @@ class Session:
                 ErrorCode.NOT_FOUND,
                 f"no {kind} {handle!r} in this client's session",
                 f"params.{param}",
-                f"pass a handle returned to this connection by {kind}_open/{kind}_make "
-                "(handles are per client and end when it disconnects for session_idle_s)",
+                "pass a handle that this connection got from the method that made it "
+                "(handles are per connection and end with its session)",
             )
         return resource.obj
 
@@ -338,11 +339,10 @@ class Server:
                     return
 
     def _forward_replies(self) -> None:
-        for _ in range(1000):
-            try:
-                frames = self._replies.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
+        for _ in range(1000):  # bounded, so requests and replies take turns
+            if not self._replies.get(zmq.EVENTS) & zmq.POLLIN:  # cheaper than catching Again
                 return
+            frames = self._replies.recv_multipart(copy=False)
             if len(frames) == 1:  # a wake-up from stop()
                 continue
             identity = frames[0].bytes
@@ -355,10 +355,9 @@ class Server:
 
     def _receive_requests(self) -> None:
         for _ in range(1000):
-            try:
-                frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
+            if not self._router.get(zmq.EVENTS) & zmq.POLLIN:
                 return
+            frames = self._router.recv_multipart(copy=False)
             started = time.perf_counter()
             # REQ sockets put an empty delimiter frame before the body; DEALERs need not.
             cut = 2 if len(frames) > 1 and len(frames[1]) == 0 else 1
