@@ -24,7 +24,7 @@ from cosmos_sim.controls.opendrive import default_trajectory, load_opendrive, ma
 
 ROOT = Path(__file__).resolve().parents[1]
 CANDIDATES = [
-    ROOT.parent / "shared" / "data" / "opendrive" / "e6mini.xodr",
+    ROOT / "tests" / "data" / "opendrive" / "e6mini.xodr",
     ROOT / "tests" / "data" / "two_way_street.xodr",
 ]
 

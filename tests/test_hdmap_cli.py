@@ -18,8 +18,7 @@ from cosmos_sim.video import read_video
 DATA = Path(__file__).parent / "data"
 STREET = DATA / "two_way_street.xodr"
 RIGS = Path(__file__).parents[1] / "examples" / "rigs"
-SHARED = Path(__file__).parents[2] / "shared" / "data" / "opendrive"
-SHARED_MAPS = sorted(SHARED.glob("*.xodr")) if SHARED.is_dir() else []
+REAL_MAPS = sorted((DATA / "opendrive").glob("*.xodr"))  # real maps, copied from shared/data
 
 
 def test_hdmap_command_writes_video_sheet_and_poses(tmp_path):
@@ -39,8 +38,8 @@ def test_hdmap_command_writes_video_sheet_and_poses(tmp_path):
     assert (tmp_path / "o" / "contact_sheet.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("xodr", SHARED_MAPS, ids=lambda p: p.stem)
-def test_hdmap_on_the_shared_real_maps(xodr, tmp_path):
+@pytest.mark.parametrize("xodr", REAL_MAPS, ids=lambda p: p.stem)
+def test_hdmap_on_the_real_maps(xodr, tmp_path):
     written = write_hdmap_clip(xodr, tmp_path / "o", seconds=0.5, progress=False)
     frames, _ = read_video(written["video"])
     assert frames.max() > 100
