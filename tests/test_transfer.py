@@ -1,6 +1,8 @@
 """Transfer protocol, run_transfer and the appearance backend (classical randomisation)."""
 
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from cosmos_sim.transfer import (
     ClipError,
     SegDecoder,
     find_clips,
+    prefetch,
     register_backend,
     resolve_prompts,
     run_transfer,
@@ -191,3 +194,25 @@ def test_clip_spec_prompt_is_the_default(clips):
         assert resolve_prompts(find_clips(clips))["front"] == "from the spec"
     finally:
         (clips / "front" / "transfer25.json").unlink()
+
+
+def test_prefetch_keeps_order_and_hands_errors_to_the_consumer():
+    def items():
+        yield from range(5)
+        raise RuntimeError("decoder broke")
+
+    got = []
+    with pytest.raises(RuntimeError, match="decoder broke"):
+        for item in prefetch(items(), depth=2):
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_prefetch_stops_its_thread_when_the_consumer_stops():
+    stream = prefetch(iter(range(10_000)), depth=2)
+    assert next(stream) == 0
+    stream.close()
+    deadline = time.monotonic() + 5
+    while any(t.name == "prefetch" for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "prefetch thread still running"
+        time.sleep(0.01)

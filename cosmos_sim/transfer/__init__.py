@@ -15,6 +15,7 @@ from cosmos_sim.transfer.base import (
     backend_names,
     find_clips,
     make_backend,
+    prefetch,
     register_backend,
 )
 from cosmos_sim.transfer.run import resolve_prompts, run_transfer
@@ -28,6 +29,7 @@ __all__ = [
     "backend_names",
     "find_clips",
     "make_backend",
+    "prefetch",
     "register_backend",
     "resolve_prompts",
     "run_transfer",

@@ -34,7 +34,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from cosmos_sim.transfer.base import Clip, ClipError, SegDecoder
+from cosmos_sim.transfer.base import Clip, ClipError, SegDecoder, prefetch
 
 NAME = "classical appearance randomisation"
 TILE = 256
@@ -315,14 +315,9 @@ class AppearanceRenderer:
         self.sky *= _rgb(self.gain)
         self.sun_rgb_img = self._fill(self.sun_rgb)
         self.fog_img = self._fill(self.fog_rgb)
-        self.noise = (
-            [
-                (rng.standard_normal((height, width, 3)) * look.noise).astype(np.float32)
-                for _ in range(3)
-            ]
-            if look.noise > 0
-            else []
-        )
+        # a small bank of noise frames, rolled by a random offset each frame
+        noise = [rng.standard_normal((height, width, 3), dtype=np.float32) for _ in range(2)]
+        self.noise = [n * np.float32(look.noise) for n in noise] if look.noise > 0 else []
         self.precip = self._precipitation(rng)
         self.precip_img = self._fill(np.full(3, 0.8 if look.snow else 0.7, np.float32))
 
@@ -522,7 +517,8 @@ class AppearanceBackend:
         renderer = AppearanceRenderer(
             *clip.size, decoder.ids, look, seed, depth_ratio=self.depth_ratio
         )
-        streams = zip(clip.frames("rgb"), clip.frames("seg"), clip.frames("depth"), strict=False)
+        videos = (clip.frames("rgb"), clip.frames("seg"), clip.frames("depth"))
+        streams = prefetch(zip(*videos, strict=False))  # decode while rendering
         frame = -1
         for frame, (rgb, seg, depth) in enumerate(streams):
             yield renderer.render(rgb, decoder.index(seg), depth[..., 0], frame)

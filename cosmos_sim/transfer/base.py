@@ -14,15 +14,19 @@ from __future__ import annotations
 
 import importlib
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from queue import Full, Queue
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
 from cosmos_sim.types import SpecError
+
+T = TypeVar("T")
 
 CONTROL_NAMES = ("depth", "seg", "edge", "vis", "lidar")
 """Control videos a clip may hold (Cosmos modality names)."""
@@ -170,6 +174,46 @@ def _pack(rgb: np.ndarray) -> np.ndarray:
     key |= rgb[..., 1].astype(np.uint32) << 8
     key |= rgb[..., 2]
     return key
+
+
+def prefetch(items: Iterable[T], depth: int = 4) -> Iterator[T]:
+    """Iterate `items` in a background thread, `depth` items ahead of the consumer.
+
+    Decoding, rendering and encoding release the GIL (PyAV, OpenCV, large numpy ops), so
+    chaining stages through `prefetch` overlaps them on a few cores. An exception in the
+    producer is raised in the consumer; a consumer that stops early stops the producer.
+    """
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put((item, None), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put((done, None))
+        except BaseException as exc:  # handed to the consumer
+            queue.put((done, exc))
+
+    worker = threading.Thread(target=produce, daemon=True, name="prefetch")
+    worker.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
 
 
 def find_clips(clips_dir: str | Path) -> list[Clip]:
