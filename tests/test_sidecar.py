@@ -373,6 +373,30 @@ def test_pipelined_stateful_requests_run_in_arrival_order(server):
     assert [int(frame[0, 0, 0]) for frame in stack] == list(range(12))
 
 
+def test_idle_sessions_end_and_close_their_episodes(tmp_path):
+    with Server("tcp://127.0.0.1:*", data_dir=tmp_path, session_idle_s=0.2) as srv:
+        with Client(srv.endpoint) as c:
+            handle = c.episode_open("idle", cameras=[CAMERA], fps=10.0, simulator="x")
+            c.episode_append(handle, 0.0, {"front": {"cam_to_world": EYE4}})
+            manifest = tmp_path / "idle" / "episode.json"
+            before = manifest.stat().st_mtime_ns
+            poll_until(lambda: manifest.stat().st_mtime_ns != before)  # closed by the reaper
+            with pytest.raises(SidecarError) as err:
+                c.episode_append(handle, 0.1, {"front": {"cam_to_world": EYE4}})
+            assert err.value.code == ErrorCode.HELLO_REQUIRED
+    episode = Episode(tmp_path / "idle")
+    assert not episode.complete and len(episode) == 1
+
+
+def poll_until(predicate, timeout_s: float = 10.0) -> None:
+    pause = threading.Event()  # never set: wait() is a short sleep that is not time.sleep
+    for _ in range(int(timeout_s / 0.01)):
+        if predicate():
+            return
+        pause.wait(0.01)
+    raise AssertionError("condition not reached")
+
+
 def test_shutdown_closes_open_episodes_as_incomplete(endpoint, tmp_path):
     srv = Server(endpoint, data_dir=tmp_path).start()
     with Client(srv.endpoint) as c:
@@ -470,11 +494,9 @@ def test_a_client_that_disappears_mid_request(server, gate):
     sock.close()  # gone before its reply
     gate.release.set()
     with Client(server.endpoint) as c:
-        for _ in range(500):  # the method finishes; its reply goes nowhere and never blocks
-            stats = c.stats()
-            if "gate" in stats["methods"]:
-                break
-            threading.Event().wait(0.01)
+        # the method finishes; its reply goes nowhere and never blocks the server
+        poll_until(lambda: "gate" in c.stats()["methods"])
+        stats = c.stats()
         assert stats["methods"]["gate"] == {**stats["methods"]["gate"], "requests": 1, "errors": 0}
         # Counted as dropped when ZeroMQ already saw the peer go (else ZeroMQ discards it).
         assert stats["dropped_replies"] <= 1

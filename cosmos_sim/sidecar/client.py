@@ -69,6 +69,8 @@ class Client:
         curve_client_cert: str | Path | None = None,
         context: zmq.Context | None = None,
     ) -> None:
+        if curve_server_key is not None and curve_client_cert is None:
+            raise ValueError("curve_client_cert: pass the client's .key_secret file too")
         self.address = address
         self.timeout_s = timeout_s
         self.retries = retries
@@ -77,8 +79,6 @@ class Client:
         self._socket = self._ctx.socket(zmq.DEALER)
         self._socket.linger = 0
         if curve_server_key is not None:
-            if curve_client_cert is None:
-                raise ValueError("curve_client_cert: pass the client's .key_secret file too")
             key = (
                 curve_server_key
                 if isinstance(curve_server_key, bytes)

@@ -48,6 +48,7 @@ DEFAULT_ENV_IDS = ("cosmos_sim/LearnedPushCube-v0", "cosmos_sim/PushCube-v0")
 _REPLIES_ENDPOINT = "inproc://cosmos-sim-sidecar-replies-{}"
 _POLL_MS = 100
 _REAP_EVERY_S = 1.0
+"""How often idle sessions are looked for (more often when session_idle_s is shorter)."""
 _LATENCY_WINDOW = 10_000
 
 
@@ -321,7 +322,8 @@ class Server:
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._replies, zmq.POLLIN)
-        next_reap = time.monotonic() + _REAP_EVERY_S
+        reap_every = min(_REAP_EVERY_S, self.session_idle_s / 4)
+        next_reap = time.monotonic() + reap_every
         drain_until = None
         while True:
             events = dict(poller.poll(_POLL_MS))
@@ -332,7 +334,7 @@ class Server:
             now = time.monotonic()
             if now >= next_reap:
                 self._reap_idle_sessions(now)
-                next_reap = now + _REAP_EVERY_S
+                next_reap = now + reap_every
             if self._stop.is_set():
                 drain_until = drain_until or now + 5.0
                 if not any(self._inflight.values()) or now > drain_until:
