@@ -104,10 +104,11 @@ def write_clips(
     `modalities=None` means all of MODALITIES that the episode supports (see module doc).
     `seed` seeds the seg palette and is the generation seed written into both specs.
     `depth_range_m` fixes the depth control's (min_m, max_m); by default each camera's clip
-    sets its own. `device` is "auto", "cpu" or "cuda"; the numpy/OpenCV functions run on
-    the CPU ("auto" uses them until GPU kernels are wired in). `xodr` is the OpenDRIVE map
-    for the hdmap control (default: the episode's own `map.xodr`); `hdmap_version` is its
-    colour version, "v3" (Transfer 2.5) or "v1" (Transfer 1).
+    sets its own. `device` is "auto", "cpu" or "cuda": depth, seg, edge and vis run on the
+    GPU (`cosmos_sim.kernels`) for "cuda", and for "auto" when CUDA is visible; otherwise the
+    numpy/OpenCV functions run on the CPU. `xodr` is the OpenDRIVE map for the hdmap
+    control (default: the episode's own `map.xodr`); `hdmap_version` is its colour version,
+    "v3" (Transfer 2.5) or "v1" (Transfer 1).
     """
     episode = Episode(episode_path)
     backend = _control_backend(device)
@@ -202,14 +203,19 @@ def write_clips(
 
 def _control_backend(device: str) -> dict[str, Callable[..., np.ndarray]]:
     cpu = {"depth": depth_control, "seg": seg_control, "edge": edge_control, "vis": vis_control}
-    if device in ("auto", "cpu"):
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        raise SpecError(f"device={device!r} is not known; use 'auto', 'cpu' or 'cuda'")
+    if device == "cpu":
         return cpu
-    if device == "cuda" or device.startswith("cuda:"):
-        raise SpecError(
-            f"device={device!r}: the GPU control kernels are not wired into write_clips yet; "
-            "use device='cpu' or 'auto'"
-        )
-    raise SpecError(f"device={device!r} is not known; use 'auto', 'cpu' or 'cuda'")
+    from cosmos_sim.kernels import available_device  # torch: imported only off the CPU path
+    from cosmos_sim.kernels.clip_backend import clip_backend
+
+    if device == "auto" and available_device() == "cpu":
+        return cpu
+    try:
+        return clip_backend(device)  # same signatures, device kernels (kernels/)
+    except ValueError as exc:  # "cuda" asked for where none is visible
+        raise SpecError(str(exc)) from exc
 
 
 def _choose_cameras(episode: Episode, cameras: Sequence[str] | None) -> list[str]:

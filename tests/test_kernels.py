@@ -220,3 +220,18 @@ def test_available_device_and_resolve():
     assert dev.available_device() in ("cpu", "cuda")
     assert dev.resolve_device("cpu") == torch.device("cpu")
     assert dev.resolve_device("auto").type == dev.available_device()
+
+
+def test_write_clips_dispatch_picks_the_device_kernels():
+    from cosmos_sim.controls import clips
+
+    assert clips._control_backend("cpu")["edge"] is cpu.edge_control
+    auto = clips._control_backend("auto")
+    if dev.available_device() == "cpu":
+        assert auto["edge"] is cpu.edge_control
+        with pytest.raises(SpecError, match="cuda"):
+            clips._control_backend("cuda")
+    else:
+        assert auto["edge"] is not cpu.edge_control
+        frames = natural_frames(1, 48, 64)
+        np.testing.assert_array_equal(auto["edge"](frames), cpu.edge_control(frames))
