@@ -428,6 +428,9 @@ def transfer(
     controlnet: Annotated[
         str | None, typer.Option(help="Control to drive: edge, depth, seg or blur (vis).")
     ] = None,
+    controlnet_model: Annotated[
+        Path | None, typer.Option(help="diffusers: a controlnet folder to use instead.")
+    ] = None,
     prompt: Annotated[str | None, typer.Option(help="Prompt for every camera.")] = None,
     prompts: Annotated[
         Path | None, typer.Option(help="One prompt per camera: .txt lines or .json.")
@@ -447,7 +450,7 @@ def transfer(
     options: dict[str, Any] = {}
     if backend == "diffusers":
         options = {"model": model, "device": device, "dtype": dtype, "controlnet": controlnet,
-                   "num_inference_steps": steps}  # fmt: skip
+                   "controlnet_model": controlnet_model, "num_inference_steps": steps}  # fmt: skip
         required = ("model", "--model PATH_OR_HUB_ID")
     elif backend == "cosmos-cli":
         controls = {"blur": "vis"}.get(controlnet, controlnet)  # Cosmos' name for blur

@@ -9,6 +9,7 @@ only because the pipeline is far too small to be Cosmos weights.
 
 import json
 
+import huggingface_hub.file_download as hub_download
 import numpy as np
 import pytest
 from fakes import torchvision_stub
@@ -132,6 +133,10 @@ def test_a_folder_that_is_not_a_transfer_pipeline_is_named(model_dir, tmp_path, 
 
 
 def test_a_hub_id_without_a_local_copy_fails_without_downloading(clips, tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"the backend asked the hub for {args or kwargs}")
+
+    monkeypatch.setattr(hub_download, "get_hf_file_metadata", no_network)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     with pytest.raises(FileNotFoundError, match="never downloads weights.*hf download"):

@@ -147,7 +147,7 @@ def load_pipeline(
     _require_torchvision()
     torch_dtype = getattr(torch, dtype)
     local = Path(model).expanduser()
-    kwargs: dict[str, Any] = {"dtype": torch_dtype, "local_files_only": True}
+    kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if local.is_dir():
         _check_pipeline_folder(local)
         source = str(local)
@@ -155,23 +155,19 @@ def load_pipeline(
         source = str(model)
         kwargs["revision"] = HUB_PIPELINE_REVISION
     if controlnet_model is not None:
-        kwargs["controlnet"] = CosmosControlNetModel.from_pretrained(
-            str(controlnet_model), dtype=torch_dtype, local_files_only=True
-        )
+        kwargs["controlnet"] = _load(CosmosControlNetModel, controlnet_model, dtype=torch_dtype)
     elif local.is_dir() and not (local / "controlnet" / "config.json").is_file():
         kwargs["controlnet"] = _local_controlnet(local / "controlnet", controlnet, torch_dtype)
     elif not local.is_dir():
-        kwargs["controlnet"] = _from_cache(
-            CosmosControlNetModel,
-            source,
-            revision=HUB_CONTROLNET_REVISION.format(controlnet),
-            dtype=torch_dtype,
+        revision = HUB_CONTROLNET_REVISION.format(controlnet)
+        kwargs["controlnet"] = _load(
+            CosmosControlNetModel, source, revision=revision, dtype=torch_dtype
         )
     if safety_checker is None:
         _require_guardrail()
     else:
         kwargs["safety_checker"] = safety_checker
-    pipe = _from_cache(Cosmos2_5_TransferPipeline, source, **kwargs)
+    pipe = _load(Cosmos2_5_TransferPipeline, source, **kwargs)
     if safety_checker is not None:
         _check_replacement_allowed(pipe, safety_checker)
     return pipe
@@ -189,14 +185,13 @@ def _local_controlnet(folder: Path, controlnet: str, dtype):
             f"{folder} has no {controlnet} controlnet (found: {have or 'none'}); save one there "
             "or pass --controlnet-model PATH"
         )
-    return CosmosControlNetModel.from_pretrained(
-        str(folder / controlnet), dtype=dtype, local_files_only=True
-    )
+    return _load(CosmosControlNetModel, folder / controlnet, dtype=dtype)
 
 
-def _from_cache(cls, source: str, **kwargs: Any):
+def _load(cls, source: str | Path, **kwargs: Any):
+    """`cls.from_pretrained` from local files only: a folder, or the local hub cache."""
     try:
-        return cls.from_pretrained(source, **kwargs)
+        return cls.from_pretrained(str(source), local_files_only=True, **kwargs)
     except (OSError, ValueError) as exc:
         if Path(source).expanduser().exists():
             raise
