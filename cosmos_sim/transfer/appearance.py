@@ -27,7 +27,7 @@ import colorsys
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -316,8 +316,10 @@ class AppearanceRenderer:
         self.sun_rgb_img = self._fill(self.sun_rgb)
         self.fog_img = self._fill(self.fog_rgb)
         # a small bank of noise frames, rolled by a random offset each frame
-        noise = [rng.standard_normal((height, width, 3), dtype=np.float32) for _ in range(2)]
-        self.noise = [n * np.float32(look.noise) for n in noise] if look.noise > 0 else []
+        self.noise = [
+            rng.standard_normal((height, width, 3), dtype=np.float32) * np.float32(look.noise)
+            for _ in range(2 if look.noise > 0 else 0)
+        ]
         self.precip = self._precipitation(rng)
         self.precip_img = self._fill(np.full(3, 0.8 if look.snow else 0.7, np.float32))
 
@@ -528,9 +530,3 @@ class AppearanceBackend:
                 f"number of frames (stopped after {frame + 1} of {clip.num_frames}); "
                 "re-run `cosmos-sim controls`"
             )
-
-
-def look_summary(prompt: str, seed: int) -> dict[str, Any]:
-    """The look and matched keywords for a prompt (for manifests and `--help` style output)."""
-    look, matched = look_from_prompt(prompt, seed)
-    return {"look": asdict(look), "keywords": matched}
