@@ -95,12 +95,12 @@ TIMES_OF_DAY = {
         "night",
         sun_dir=(0.2, -0.7, 0.3),
         sun_rgb=(0.3, 0.34, 0.5),
-        ambient_rgb=(0.12, 0.13, 0.19),
+        ambient_rgb=(0.16, 0.17, 0.24),
         sky_top=(0.01, 0.015, 0.04),
         sky_horizon=(0.05, 0.06, 0.1),
         clouds=0.15,
         fog_rgb=(0.08, 0.09, 0.12),
-        exposure=1.6,
+        exposure=1.8,
         saturation=0.7,
         noise=0.035,
         vignette=0.45,
@@ -321,7 +321,10 @@ class AppearanceRenderer:
             for _ in range(2 if look.noise > 0 else 0)
         ]
         self.precip = self._precipitation(rng)
-        self.precip_img = self._fill(np.full(3, 0.8 if look.snow else 0.7, np.float32))
+        # streaks and flakes catch the scene's light: dimmer at night
+        light = float(np.mean(self.ambient + self.sun_rgb))
+        grey = min(0.9, (0.35 if look.snow else 0.25) + 0.6 * light)
+        self.precip_img = self._fill(np.full(3, grey, np.float32))
 
     def _fill(self, rgb: np.ndarray) -> np.ndarray:
         """A constant colour as a full H×W×3 image (per-frame math then needs no broadcasting)."""
@@ -363,7 +366,7 @@ class AppearanceRenderer:
         layers = []
         for _ in range(4):
             canvas = np.zeros((h, w), np.uint8)
-            n = int(amount * w * h / 900)
+            n = int(amount * w * h / 1800)
             xs, ys = rng.integers(0, w, n), rng.integers(0, h, n)
             if self.look.rain:
                 length = rng.integers(h // 40, h // 14, n)
