@@ -7,7 +7,9 @@ import time
 import numpy as np
 import pytest
 from fakes.clips import write_test_clip
+from typer.testing import CliRunner
 
+from cosmos_sim.cli import app
 from cosmos_sim.controls import save_palette, seg_control, seg_palette
 from cosmos_sim.transfer import (
     Clip,
@@ -216,3 +218,17 @@ def test_prefetch_stops_its_thread_when_the_consumer_stops():
     while any(t.name == "prefetch" for t in threading.enumerate()):
         assert time.monotonic() < deadline, "prefetch thread still running"
         time.sleep(0.01)
+
+
+def test_cli_transfer_runs_and_reports_bad_prompt_files(clips, tmp_path):
+    runner = CliRunner()
+    ok = runner.invoke(app, ["transfer", str(clips), "--out", str(tmp_path / "a"), "--seed", "2"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads((tmp_path / "a" / "transfer.json").read_text())["seed"] == 2
+    lines = tmp_path / "prompts.txt"
+    lines.write_text("only one\n")
+    bad = runner.invoke(
+        app, ["transfer", str(clips), "--out", str(tmp_path / "b"), "--prompts", str(lines)]
+    )
+    assert bad.exit_code == 2
+    assert "1 prompts but there are 2 clips" in bad.output
