@@ -6,7 +6,7 @@ Heavy imports live inside each command so `cosmos-sim --help` stays fast.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -175,51 +175,41 @@ def demo(
     seconds: Annotated[float, typer.Option(help="Simulated seconds of tabletop capture.")] = 2.0,
     seed: Annotated[int, typer.Option(help="Seed for the scene and everything after it.")] = 0,
 ) -> None:
-    """The main job on embedded defaults: capture a tabletop run, then controls and specs."""
+    """The main job on embedded defaults, no GPU and no download: capture a PyBullet tabletop
+    run, write Cosmos control videos and specs, restyle it with the embedded appearance
+    backend (classical appearance randomisation, not Cosmos), and export a labelled dataset.
+    """
     out = out or _default_demo_dir()
-    steps: list[tuple[str, Callable[[], Any]]] = []
     with user_errors():
+        from cosmos_sim.dataset import write_dataset
         from cosmos_sim.episode import ensure_empty_dir
+        from cosmos_sim.transfer import run_transfer
 
         ensure_empty_dir(out, "demo folder")
-        episode = out / "episode"
-        clips = out / "clips"
-        steps = [
-            (
-                "capture",
-                lambda: _capture(
-                    episode,
-                    sim="pybullet",
-                    scene="tabletop",
-                    seconds=seconds,
-                    seed=seed,
-                    width=1280,
-                    height=704,
-                    renderer="auto",
-                ),
-            ),
-            (
-                "controls",
-                lambda: _controls(
-                    episode,
-                    clips,
-                    modalities="depth,seg,edge,vis",
-                    prompt=None,
-                    seed=seed,
-                    device="auto",
-                ),
-            ),
-        ]
-        for name, step in steps:
-            typer.secho(f"[{name}]", bold=True)
-            step()
+        episode, clips = out / "episode", out / "clips"
+        transfer, dataset = out / "transfer", out / "dataset"
+        typer.secho("[1/4] capture: PyBullet tabletop", bold=True)
+        _capture(
+            episode, sim="pybullet", scene="tabletop", seconds=seconds, seed=seed,
+            width=1280, height=704, renderer="auto",
+        )  # fmt: skip
+        typer.secho("[2/4] controls: Cosmos Transfer control videos and specs", bold=True)
+        _controls(episode, clips, modalities=None, prompt=None, seed=seed, device="auto")
+        typer.secho("[3/4] transfer: embedded appearance backend (not Cosmos)", bold=True)
+        run_transfer(clips, transfer, backend="appearance", seed=seed)
+        typer.secho("[4/4] dataset: output frames with the episode's labels", bold=True)
+        write_dataset(episode, transfer, dataset)
     typer.secho("cosmos-sim demo finished:", fg=typer.colors.GREEN)
     _say("episode", episode)
     _say("control clips", clips)
-    for sheet in sorted(clips.glob("*/contact_sheet.png")):
-        _say("contact sheet", sheet)
     for spec in sorted(clips.glob("*/transfer25.json")):
         _say("Transfer 2.5 spec", spec)
+    for sheet in sorted(clips.glob("*/contact_sheet.png")):
+        _say("controls sheet", sheet)
+    _say("appearance output", transfer)
+    _say("dataset (COCO)", dataset / "annotations.json")
+    for sheet in sorted(dataset.glob("overlay_*.png")):
+        _say("overlay sheet", sheet)
 
 
 @app.command()
