@@ -108,3 +108,26 @@ def test_camera_without_a_cosmos_bucket_is_refused(tmp_path):
     result = runner.invoke(app, ["controls", str(run), "--out", str(tmp_path / "c")])
     assert result.exit_code == 2
     assert "100" in result.output and "1280" in result.output
+
+
+def test_demo_runs_the_whole_loop_and_writes_the_documented_layout(tmp_path):
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--out", str(out), "--seconds", "0.25"])
+    assert result.exit_code == 0, result.output
+    camera = out / "clips" / "front"
+    for name in ("rgb", "depth", "seg", "edge", "vis"):
+        assert (camera / f"{name}.mp4").stat().st_size > 0
+    for name in ("transfer25.json", "transfer1.json", "seg_palette.json", "contact_sheet.png"):
+        assert (camera / name).is_file()
+    coco = json.loads((out / "dataset" / "annotations.json").read_text())
+    assert coco["images"] and coco["annotations"] and coco["categories"]
+    manifest = json.loads((out / "transfer" / "transfer.json").read_text())
+    assert manifest["backend"] == "appearance"
+    assert "embedded appearance backend (not Cosmos)" in result.output
+
+
+def test_demo_refuses_a_non_empty_folder(tmp_path):
+    (tmp_path / "old.txt").write_text("keep")
+    result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "not empty" in result.output
+    assert (tmp_path / "old.txt").read_text() == "keep"
