@@ -184,7 +184,14 @@ class _Task:
 
 
 class Server:
-    """The sidecar: `Server(bind).serve_forever()`, or `with Server(bind).start(): ...`."""
+    """The sidecar: `Server(bind).serve_forever()`, or `with Server(bind).start(): ...`.
+
+    `bind` is ipc or loopback TCP unless `curve_keys` (a `cosmos-sim keygen` folder) is
+    given; `workers` threads run the slower methods; episode, clips and map paths are
+    relative to `data_dir`; transfer jobs use `transfer_backend` with `transfer_options`
+    on `job_workers` threads; `env_make` serves only `env_ids`; `methods` replaces the
+    method table (tests add methods this way).
+    """
 
     def __init__(
         self,
