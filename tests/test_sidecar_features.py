@@ -268,3 +268,23 @@ def test_hdmap_control_matches_the_renderer(server):
     want = render_hdmap(compile_scene(map_geometry(carla_map)), K, pose, 640, 360)
     np.testing.assert_array_equal(out["hdmap"], want)
     assert (want > 0).mean() > 0.01  # lane lines are in view
+
+
+def test_default_envs_are_the_shipped_learned_model_and_the_real_task(tmp_path):
+    with Server("tcp://127.0.0.1:*", data_dir=tmp_path) as srv, Client(srv.endpoint) as c:
+        learned = c.call("env_make", {"id": "cosmos_sim/LearnedPushCube-v0", "num_envs": 2})
+        env = learned.result["env"]
+        assert learned.result["observation_space"]["shape"] == [2, 64, 64, 3]
+        c.call("env_reset", {"env": env, "seed": 0})
+        step = c.call("env_step", {"env": env}, {"action": np.zeros((2, 2), np.float32)})
+        assert step.arrays["obs"].shape == (2, 64, 64, 3) and step.arrays["reward"].shape == (2,)
+        futures = c.call("env_branch", {"env": env, "n": 3, "lane": 1, "seed": 5})
+        assert futures.arrays["obs"].shape == (3, 64, 64, 3)
+        real = c.call("env_make", {"id": "cosmos_sim/PushCube-v0"}).result["env"]
+        obs = c.call("env_reset", {"env": real, "seed": 0}).arrays["obs"]
+        step = c.call("env_step", {"env": real}, {"action": np.array([0.5, 0.0])})
+        assert obs.shape == step.arrays["obs"].shape == (64, 64, 3)
+        assert {"success", "cube_to_goal_m"} <= set(step.result["info"])
+        with pytest.raises(SidecarError) as err:  # the real simulator has no futures to branch
+            c.call("env_branch", {"env": real, "n": 2})
+        assert err.value.code == ErrorCode.BAD_PARAMS
