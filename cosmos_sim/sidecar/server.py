@@ -564,8 +564,9 @@ def _as_protocol_error(exc: Exception, method: str) -> ProtocolError:
         return ProtocolError(
             ErrorCode.BAD_PARAMS,
             str(exc),
-            "params.path",
-            "pass another path under the server's data_dir",
+            "params.path" if method in ("episode_open", "hdmap_load") else "",
+            "pass a path that the message's fix allows (client paths are relative to the "
+            "server's data_dir)",
         )
     log.error("method %s failed:\n%s", method, traceback.format_exc())
     return ProtocolError(
