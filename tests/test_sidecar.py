@@ -21,7 +21,12 @@ from cosmos_sim.controls import (
 )
 from cosmos_sim.sidecar import Client, ErrorCode, Limits, Server, SidecarError, SidecarTimeout
 from cosmos_sim.sidecar.methods import method_table
-from cosmos_sim.sidecar.protocol import ALLOWED_DTYPES, encode_request
+from cosmos_sim.sidecar.protocol import (
+    ALLOWED_DTYPES,
+    decode_request,
+    encode_reply,
+    encode_request,
+)
 from cosmos_sim.sidecar.schema import Method, Param
 
 H, W = 48, 64
@@ -144,6 +149,16 @@ def test_big_endian_arrays_are_converted(client):
     assert header["arrays"][0]["order"] == ">"
     reply = client.call("echo", {}, {"x": values.astype(">f8")})
     assert reply.arrays["x"].dtype == np.dtype("<f8") and np.array_equal(reply.arrays["x"], values)
+
+
+def test_an_unchanged_input_array_goes_back_as_the_received_frame():
+    rgb = frame()["rgb"]
+    received = [zmq.Frame(f) for f in encode_request(1, "echo", {}, {"rgb": rgb})]
+    request = decode_request(received, Limits())
+    assert not request.arrays["rgb"].flags.writeable  # a view on the frame, not a copy
+    reply = encode_reply(1, {}, request.arrays, 1, request.origins)
+    assert reply[1] is received[1]  # no copy, no re-wrapping
+    assert encode_reply(1, {}, {"rgb": rgb.copy()}, 1, request.origins)[1] is not received[1]
 
 
 def test_describe_lists_params_and_arrays(client):
