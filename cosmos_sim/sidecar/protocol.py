@@ -354,6 +354,7 @@ def decode_arrays(
                 "send the raw C-order bytes of the array, with shape and dtype matching it",
             )
         arr = np.frombuffer(buf, dtype=dtype).reshape(shape)
+        arr.flags.writeable = False  # a view on the received frame: never write through it
         if dtype.byteorder not in ("=", "|", _NATIVE_ORDER):
             arr = arr.astype(dtype.newbyteorder("="))
             arr.flags.writeable = False
