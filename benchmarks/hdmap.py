@@ -18,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from cosmos_sim.bridges.carla_rig import default_rig
 from cosmos_sim.controls.hdmap import compile_scene, render_hdmap
 from cosmos_sim.controls.opendrive import default_trajectory, load_opendrive, map_geometry

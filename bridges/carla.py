@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from cosmos_sim.bridges.carla_rig import (
     CAMERA_OUTPUTS,
     FLIP_Y,
@@ -35,7 +36,6 @@ from cosmos_sim.bridges.carla_rig import (
     default_rig,
     load_rig,
 )
-
 from cosmos_sim.episode import EpisodeWriter
 from cosmos_sim.types import SensorFrame
 

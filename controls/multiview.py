@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from cosmos_sim.controls.spec import DEFAULT_PROMPT, _path
-
 from cosmos_sim.types import SpecError
 
 TRANSFER25_VIEWS = (

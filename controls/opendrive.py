@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from cosmos_sim.bridges.carla import body_pose, import_carla
 from cosmos_sim.bridges.carla_rig import body_from_ue, ue_transform_matrix
 from cosmos_sim.controls.hdmap import MapGeometry, lane_line_type
-
 from cosmos_sim.types import SpecError
 
 #: OpenDRIVE signal types CARLA uses: traffic lights, and the stop line (German 294).
@@ -399,12 +399,12 @@ def write_hdmap_clip(
     multiview spec. Single views are written at the Cosmos bucket size and 16 fps;
     multiview rigs at 10 fps (Transfer 2.5: 1280×720).
     """
+    from tqdm import tqdm
+
     from cosmos_sim.bridges.carla_rig import Rig, default_rig, load_rig
     from cosmos_sim.controls import multiview as mv
     from cosmos_sim.controls.hdmap import compile_scene, render_hdmap
     from cosmos_sim.controls.spec import write_spec_json
-    from tqdm import tqdm
-
     from cosmos_sim.episode import ensure_empty_dir, write_json_atomic
     from cosmos_sim.imaging import image_grid, save_png
     from cosmos_sim.video import COSMOS_FPS, VideoWriter, bucket_size, resample_indices

@@ -5,10 +5,10 @@ from __future__ import annotations
 import carla
 import numpy as np
 import pytest
-from cosmos_sim.bridges import carla as bridge
-from cosmos_sim.bridges.carla_rig import default_rig, load_rig, rig_from_dict, ue_transform_matrix
 from fakes.carla_double import encode_depth
 
+from cosmos_sim.bridges import carla as bridge
+from cosmos_sim.bridges.carla_rig import default_rig, load_rig, rig_from_dict, ue_transform_matrix
 from cosmos_sim.types import SpecError
 
 

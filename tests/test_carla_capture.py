@@ -8,12 +8,12 @@ from pathlib import Path
 import carla
 import numpy as np
 import pytest
-from cosmos_sim.bridges import carla as bridge
-from cosmos_sim.controls import hdmap
-from cosmos_sim.controls.opendrive import load_opendrive, map_geometry
 from fakes import carla_double as double
 
 from cosmos_sim import Episode
+from cosmos_sim.bridges import carla as bridge
+from cosmos_sim.controls import hdmap
+from cosmos_sim.controls.opendrive import load_opendrive, map_geometry
 
 RIG = """
 fps: 10

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-from cosmos_sim.controls import depth_control, depth_range
 
+from cosmos_sim.controls import depth_control, depth_range
 from cosmos_sim.types import SpecError
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-from cosmos_sim.controls import EDGE_PRESETS, edge_control
 
+from cosmos_sim.controls import EDGE_PRESETS, edge_control
 from cosmos_sim.types import SpecError
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-from cosmos_sim.controls import lidar_control, lidar_control_clip, lidar_depth
 
+from cosmos_sim.controls import lidar_control, lidar_control_clip, lidar_depth
 from cosmos_sim.types import SpecError
 
 H, W = 48, 64

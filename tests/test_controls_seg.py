@@ -2,8 +2,8 @@ import colorsys
 
 import numpy as np
 import pytest
-from cosmos_sim.controls import load_palette, save_palette, seg_control, seg_palette
 
+from cosmos_sim.controls import load_palette, save_palette, seg_control, seg_palette
 from cosmos_sim.types import SpecError
 
 

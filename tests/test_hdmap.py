@@ -7,6 +7,7 @@ from pathlib import Path
 import carla
 import numpy as np
 import pytest
+
 from cosmos_sim.bridges.carla_rig import default_rig
 from cosmos_sim.controls import hdmap
 from cosmos_sim.controls.opendrive import load_opendrive, map_geometry

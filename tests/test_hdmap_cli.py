@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cosmos_sim.controls.opendrive import OpenDriveError, write_hdmap_clip
 from fakes.transfer25_multiview_config import load_multiview_spec
 from typer.testing import CliRunner
 
 from cosmos_sim.cli import app
+from cosmos_sim.controls.opendrive import OpenDriveError, write_hdmap_clip
 from cosmos_sim.types import SpecError
 from cosmos_sim.video import read_video
 

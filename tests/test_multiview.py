@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cosmos_sim.controls import multiview as mv
-from cosmos_sim.controls.spec import write_spec_json
 from fakes.transfer25_multiview_config import load_multiview_spec
 
+from cosmos_sim.controls import multiview as mv
+from cosmos_sim.controls.spec import write_spec_json
 from cosmos_sim.types import SpecError
 
 

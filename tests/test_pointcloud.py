@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from cosmos_sim.bridges.carla_rig import default_rig
 from cosmos_sim.controls import pointcloud
 from cosmos_sim.controls.lidar import lidar_control
-
 from cosmos_sim.types import SpecError
 
 

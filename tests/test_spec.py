@@ -2,6 +2,8 @@ import json
 
 import pydantic
 import pytest
+from fakes.transfer25_config import InferenceArguments, load_spec_file
+
 from cosmos_sim.controls.spec import (
     DEFAULT_CONTROL_WEIGHTS,
     DEFAULT_PROMPT,
@@ -12,8 +14,6 @@ from cosmos_sim.controls.spec import (
     write_spec_json,
     write_spec_jsonl,
 )
-from fakes.transfer25_config import InferenceArguments, load_spec_file
-
 from cosmos_sim.types import SpecError
 
 CONTROLS = {"edge": "edge.mp4", "depth": "depth.mp4", "vis": "vis.mp4", "seg": "seg.mp4"}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-from cosmos_sim.controls import seg_control, seg_palette
 
+from cosmos_sim.controls import seg_control, seg_palette
 from cosmos_sim.types import SpecError
 from cosmos_sim.video import (
     BUCKETS,
