@@ -471,11 +471,13 @@ def _draw_segments(scene: HDMapScene, view: _View, canvas: Any, line_type: int) 
     if not len(scene.seg_a):
         return
     cam_pos = np.linalg.inv(view.world_to_cam)[:3, 3]
-    # Cheap range cull before the transform: both ends beyond the fade distance go.
-    reach = view.far_m + 1.0
-    da = np.abs(scene.seg_a - cam_pos).max(axis=1)
-    db = np.abs(scene.seg_b - cam_pos).max(axis=1)
-    near_idx = np.flatnonzero((da < reach) | (db < reach))
+    # Range cull before the transform: a segment goes when its nearest point to the camera
+    # is beyond the fade distance (not its ends: a long one can pass right by the camera).
+    ab = scene.seg_b - scene.seg_a
+    length2 = np.einsum("ij,ij->i", ab, ab)
+    t = np.einsum("ij,ij->i", cam_pos - scene.seg_a, ab) / np.maximum(length2, 1e-12)
+    nearest = scene.seg_a + np.clip(t, 0.0, 1.0)[:, None] * ab
+    near_idx = np.flatnonzero(np.linalg.norm(nearest - cam_pos, axis=1) < view.far_m + 1.0)
     a = view.to_cam(scene.seg_a[near_idx])
     b = view.to_cam(scene.seg_b[near_idx])
     a, b, keep = _clip_segments(a, b, view.near_m, view.far_m)

@@ -165,6 +165,27 @@ def test_lines_crossing_the_camera_plane_do_not_wrap_into_the_sky():
     assert image[: horizon - 6].max() == 0
 
 
+def test_a_long_segment_passing_the_camera_renders_although_both_ends_are_out_of_range():
+    # A straight road edge given as two points 1 km apart, crossing 10 m ahead: its ends are
+    # beyond the 200 m fade distance, the part in front of the camera is not.
+    crossing = np.array([[10.0, -500.0, 0.0], [10.0, 500.0, 0.0]])
+    sampled = np.stack([np.full(1001, 10.0), np.linspace(-500, 500, 1001), np.zeros(1001)], 1)
+    K, cam_to_world, w, h = _forward_camera(0.0, 0.0)
+    images = [
+        hdmap.render_hdmap(
+            hdmap.compile_scene(hdmap.MapGeometry(lane_lines=[(line, "WHITE_SOLID_SINGLE")])),
+            K,
+            cam_to_world,
+            w,
+            h,
+        )
+        for line in (crossing, sampled)
+    ]
+    lit = [int((image.max(axis=-1) > 0).sum()) for image in images]
+    assert lit[1] > 0
+    assert abs(lit[0] - lit[1]) <= 0.02 * lit[1]
+
+
 def test_traffic_light_colour_follows_its_state_and_boxes_have_the_gradient(street_scene):
     K, cam_to_world, w, h = _forward_camera(80.0, -5.25)
     box = {
