@@ -407,7 +407,13 @@ def write_hdmap_clip(
     from cosmos_sim.controls.spec import write_spec_json
     from cosmos_sim.episode import ensure_empty_dir, write_json_atomic
     from cosmos_sim.imaging import image_grid, save_png
-    from cosmos_sim.video import COSMOS_FPS, VideoWriter, bucket_size, resample_indices
+    from cosmos_sim.video import (
+        COSMOS_FPS,
+        VideoWriter,
+        bucket_size,
+        resample_indices,
+        scale_intrinsics,
+    )
 
     the_rig: Rig = default_rig() if rig is None else load_rig(rig)
     carla_map = load_opendrive(xodr)
@@ -433,10 +439,7 @@ def write_hdmap_clip(
             size = mv.TRANSFER25_MULTIVIEW_SIZE
         else:
             size = bucket_size(cam.width, cam.height)
-        K = cam.K.copy()
-        K[0] *= size[0] / cam.width
-        K[1] *= size[1] / cam.height
-        cameras.append((cam, K, size))
+        cameras.append((cam, scale_intrinsics(cam.K, (cam.width, cam.height), size), size))
     scene = compile_scene(map_geometry(carla_map), version)
 
     out = ensure_empty_dir(out, "hdmap output folder")
