@@ -132,6 +132,16 @@ def test_writer_refuses_a_non_empty_folder_and_keeps_its_content(tmp_path):
     assert (tmp_path / "keep.txt").read_text() == "precious"
 
 
+def test_writer_refuses_an_unwritable_folder_and_names_it(tmp_path):
+    # A folder inside a regular file can never be created (also as root, where chmod
+    # would not stop the write); the file is left as it was.
+    blocker = tmp_path / "blocker"
+    blocker.write_text("precious")
+    with pytest.raises(PermissionError, match=r"episode folder .*blocker/run is not writable"):
+        EpisodeWriter(blocker / "run", cameras=[CAM], fps=10, simulator="t")
+    assert blocker.read_text() == "precious"
+
+
 def test_writer_rejects_a_frame_whose_size_does_not_match_the_rig(tmp_path):
     small = CameraSpec("front", width=16, height=12)
     frame = SensorFrame(
