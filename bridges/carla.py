@@ -221,9 +221,9 @@ def synchronous_mode(
         fixed_delta_seconds=float(fixed_delta_s),
     )
     world.apply_settings(settings)
-    if traffic_manager is not None:
-        traffic_manager.set_synchronous_mode(True)
-    try:
+    try:  # from here on the world is synchronous: every exit must restore it
+        if traffic_manager is not None:
+            traffic_manager.set_synchronous_mode(True)
         yield original
     finally:
         with _interrupts_deferred():

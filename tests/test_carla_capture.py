@@ -183,3 +183,19 @@ def test_missing_server_fails_within_the_timeout():
     with pytest.raises(bridge.CarlaBridgeError, match=r"no CARLA server answered at 127.0.0.1:1"):
         bridge.connect("127.0.0.1", 1, timeout_s=1.0)
     assert time.monotonic() - start < 10.0
+
+
+def test_settings_are_restored_when_the_traffic_manager_refuses_synchronous_mode(
+    server, rig_file, tmp_path, monkeypatch
+):
+    # The world is already synchronous when the traffic manager is switched (e.g. its port
+    # is taken by another client): the world's settings must still come back.
+    original = server.get_settings()
+
+    def refuse(self, on: bool) -> None:
+        raise RuntimeError("trying to create rpc server for traffic manager; port in use")
+
+    monkeypatch.setattr(double.FakeTrafficManager, "set_synchronous_mode", refuse)
+    with pytest.raises(RuntimeError, match="port in use"):
+        _capture(tmp_path / "run", rig_file)
+    assert server.applied[-1] is original
