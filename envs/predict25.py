@@ -26,8 +26,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cosmos_sim.cosmos_tool import CosmosToolError, checkout_python, find_checkout, run_tool
 from cosmos_sim.envs.world_model import StepResult, WorldModelError, WorldState, fit_context
 
 SCRIPT = "examples/action_conditioned.py"
@@ -51,7 +50,7 @@ ACTION_HIGH = np.array([0.05] * 6 + [1.0], np.float32)
 (×20 = ±1, the range the model was trained on) and the gripper in [0, 1]."""
 
 
-class Predict25Error(RuntimeError):
+class Predict25Error(CosmosToolError):
     """The Cosmos tool failed or wrote no video; the message holds its output."""
 
 
@@ -78,18 +77,16 @@ class Predict25WorldModel:
         setup_args: Sequence[str] = (),
         workdir: str | Path | None = None,
     ) -> None:
-        self.root = Path(cosmos_root).expanduser().resolve()
-        missing = [m for m in MARKERS if not (self.root / m).exists()]
-        if missing:
-            raise FileNotFoundError(
-                f"{self.root} is not a cosmos-predict2.5 checkout (no {', '.join(missing)}); "
-                "clone https://github.com/nvidia-cosmos/cosmos-predict2.5, follow its setup "
-                "guide (robot action-cond), then pass that folder"
-            )
+        self.root = find_checkout(
+            cosmos_root,
+            markers=MARKERS,
+            repo="cosmos-predict2.5",
+            field="cosmos_root",
+            setup=" (robot action-cond)",
+        )
         if len(frame_shape) != 3 or frame_shape[2] != 3:
             raise WorldModelError(f"frame_shape must be (H, W, 3), got {frame_shape}")
-        venv = self.root / ".venv" / "bin" / "python"
-        self.python = str(python or (venv if venv.is_file() else sys.executable))
+        self.python = checkout_python(self.root, python)
         self.frame_shape = tuple(int(v) for v in frame_shape)
         self.params = {
             "guidance": guidance,
@@ -164,20 +161,7 @@ class Predict25WorldModel:
             *self.setup_args,
         ]
         log = work / "inference.log"
-        with open(log, "w") as handle:
-            code = subprocess.run(
-                cmd,
-                cwd=self.root,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            ).returncode
-        if code != 0:
-            tail = log.read_text(errors="replace").splitlines()[-60:]
-            raise Predict25Error(
-                f"the Cosmos tool failed (exit code {code}) running `{' '.join(cmd)}` in "
-                f"{self.root}; the last lines of its output (full log {log}):\n" + "\n".join(tail)
-            )
+        run_tool(cmd, self.root, log, f"predict2.5 step {self.calls}", error=Predict25Error)
         lanes = []
         for name in names:
             video_path = outputs / f"{name}_single_chunk.mp4"

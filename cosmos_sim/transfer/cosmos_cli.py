@@ -19,30 +19,22 @@ exists, else this interpreter; pass `python` to choose another.
 
 from __future__ import annotations
 
-import codecs
-import os
-import re
-import subprocess
-import sys
-from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
+from cosmos_sim.cosmos_tool import CosmosToolError, checkout_python, find_checkout, run_tool
 from cosmos_sim.transfer.base import BackendError, Clip
 from cosmos_sim.types import SpecError
 
 SCRIPT = "examples/inference.py"
 MARKERS = (SCRIPT, "cosmos_transfer2")
 """Paths that make a folder a cosmos-transfer2.5 checkout."""
-_PROGRESS = re.compile(r"(\d+)/(\d+) \[")
-_FAILURE_TAIL = 200
 
 
-class CosmosCliError(BackendError):
+class CosmosCliError(BackendError, CosmosToolError):
     """The Cosmos tool failed or wrote no video; the message holds its output verbatim."""
 
 
@@ -62,20 +54,14 @@ class CosmosCliBackend:
         guidance: int | None = None,
         negative_prompt: str | None = None,
     ) -> None:
-        self.root = Path(cosmos_root).expanduser().resolve()
-        missing = [m for m in MARKERS if not (self.root / m).exists()]
-        if missing:
-            raise FileNotFoundError(
-                f"--cosmos-root {self.root} is not a cosmos-transfer2.5 checkout (no "
-                f"{', '.join(missing)}); clone https://github.com/nvidia-cosmos/cosmos-transfer2.5 "
-                "and follow its setup guide, then pass that folder"
-            )
+        self.root = find_checkout(
+            cosmos_root, markers=MARKERS, repo="cosmos-transfer2.5", field="--cosmos-root"
+        )
         if nproc_per_node < 1:
             raise SpecError(f"--nproc-per-node must be >= 1, got {nproc_per_node}")
         self.controls = [controls] if isinstance(controls, str) else controls
         self.nproc = nproc_per_node
-        venv = self.root / ".venv" / "bin" / "python"
-        self.python = str(python or (venv if venv.is_file() else sys.executable))
+        self.python = checkout_python(self.root, python)
         self.overrides = {
             k: v
             for k, v in {
@@ -147,7 +133,13 @@ class CosmosCliBackend:
         work.mkdir(parents=True, exist_ok=True)
         spec_path = write_spec_json(self.spec(clip, prompt, seed), work / "spec.json")
         outdir = work / "output"
-        self.run(self.command(spec_path, outdir), work / "inference.log", clip.camera)
+        run_tool(
+            self.command(spec_path, outdir),
+            self.root,
+            work / "inference.log",
+            f"cosmos-cli {clip.camera}",
+            error=CosmosCliError,
+        )
         video = outdir / f"{clip.camera}.mp4"
         if not video.is_file():
             found = sorted(p.name for p in outdir.glob("*")) if outdir.is_dir() else []
@@ -156,51 +148,3 @@ class CosmosCliBackend:
                 f"{work / 'inference.log'}"
             )
         yield from iter_video(video)
-
-    def run(self, cmd: list[str], log_path: Path, label: str) -> None:
-        """Run the tool in the checkout, streaming its output; raise with it on failure."""
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        tail: deque[str] = deque(maxlen=_FAILURE_TAIL)
-        bar = tqdm(desc=f"cosmos-cli {label}", unit="step", total=None)
-        with open(log_path, "w") as log:
-            log.write("$ " + " ".join(cmd) + "\n")
-            proc = subprocess.Popen(
-                cmd,
-                cwd=self.root,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-            )
-            assert proc.stdout is not None
-            for line in _lines(proc.stdout):
-                log.write(line + "\n")
-                log.flush()
-                tail.append(line)
-                match = _PROGRESS.search(line)
-                if match:
-                    done, total = int(match.group(1)), int(match.group(2))
-                    bar.total = total
-                    bar.n = done
-                    bar.refresh()
-                elif line.strip():
-                    bar.write(f"[cosmos] {line}")
-            code = proc.wait()
-        bar.close()
-        if code != 0:
-            raise CosmosCliError(
-                f"the Cosmos tool failed (exit code {code}) running `{' '.join(cmd)}` in "
-                f"{self.root}; its output (last {len(tail)} lines, full log {log_path}):\n"
-                + "\n".join(tail)
-            )
-
-
-def _lines(stream) -> Iterator[str]:
-    """Lines of a byte pipe as they arrive, also split at the carriage returns of progress bars."""
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    buffer = ""
-    while chunk := os.read(stream.fileno(), 65536):
-        buffer += decoder.decode(chunk)
-        *done, buffer = re.split(r"\r\n|\r|\n", buffer)
-        yield from done
-    if buffer:
-        yield buffer
