@@ -37,11 +37,30 @@ def tiny_tokenizer():
     return tok
 
 
+def tiny_vae():
+    """The Wan VAE at toy size (16 latent channels, as both Cosmos pipelines expect)."""
+    from diffusers import AutoencoderKLWan
+
+    return AutoencoderKLWan(
+        base_dim=3,
+        z_dim=16,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+    )
+
+
+def save_without_checker(pipe, folder: Path) -> Path:
+    """Save `pipe` the way a converted checkpoint is saved: without a safety checker."""
+    pipe.register_modules(safety_checker=None)
+    pipe.save_pretrained(folder)
+    return folder
+
+
 def tiny_pipeline(safety_checker):
     """A Cosmos2_5_TransferPipeline with random tiny weights and the given safety checker."""
     import torch
     from diffusers import (
-        AutoencoderKLWan,
         Cosmos2_5_TransferPipeline,
         CosmosControlNetModel,
         CosmosTransformer3DModel,
@@ -87,13 +106,7 @@ def tiny_pipeline(safety_checker):
         img_context_dim_out=32,
         use_crossattn_projection=False,
     )
-    vae = AutoencoderKLWan(
-        base_dim=3,
-        z_dim=16,
-        dim_mult=[1, 1, 1, 1],
-        num_res_blocks=1,
-        temperal_downsample=[False, True, True],
-    )
+    vae = tiny_vae()
     config = Qwen2_5_VLConfig(
         text_config={
             "hidden_size": 16,
@@ -130,8 +143,4 @@ def tiny_pipeline(safety_checker):
 
 
 def save_tiny_pipeline(folder: Path, safety_checker) -> Path:
-    """Save the tiny pipeline the way a converted checkpoint is saved: without a checker."""
-    pipe = tiny_pipeline(safety_checker)
-    pipe.register_modules(safety_checker=None)
-    pipe.save_pretrained(folder)
-    return folder
+    return save_without_checker(tiny_pipeline(safety_checker), folder)

@@ -1,20 +1,21 @@
 """A tiny random Cosmos 3 omni pipeline with action generation, built fully offline (tests only).
 
 Real diffusers classes (`Cosmos3OmniTransformer` with `action_gen=True`, `AutoencoderKLWan`,
-`UniPCMultistepScheduler`) at toy sizes; the tokenizer is the word-level one from
-`tiny_cosmos` plus Cosmos 3's `<|vision_start|>` token, so nothing comes from the hub.
+`UniPCMultistepScheduler`) at toy sizes; the VAE and the word-level tokenizer are
+`tiny_cosmos`'s (the tokenizer plus Cosmos 3's `<|vision_start|>` token), so nothing comes
+from the hub.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fakes.tiny_cosmos import tiny_tokenizer
+from fakes.tiny_cosmos import save_without_checker, tiny_tokenizer, tiny_vae
 
 
 def tiny_cosmos3_pipeline(safety_checker):
     import torch
-    from diffusers import AutoencoderKLWan, Cosmos3OmniPipeline, UniPCMultistepScheduler
+    from diffusers import Cosmos3OmniPipeline, UniPCMultistepScheduler
     from diffusers.models.transformers.transformer_cosmos3 import Cosmos3OmniTransformer
 
     torch.manual_seed(0)
@@ -38,13 +39,7 @@ def tiny_cosmos3_pipeline(safety_checker):
         rope_axes_dim=[4, 2, 2],
         unified_3d_mrope_temporal_modality_margin=8,
     )
-    vae = AutoencoderKLWan(
-        base_dim=3,
-        z_dim=16,
-        dim_mult=[1, 1, 1, 1],
-        num_res_blocks=1,
-        temperal_downsample=[False, True, True],
-    )
+    vae = tiny_vae()
     return Cosmos3OmniPipeline(
         transformer=transformer,
         text_tokenizer=tokenizer,
@@ -56,7 +51,4 @@ def tiny_cosmos3_pipeline(safety_checker):
 
 def save_tiny_cosmos3(folder: Path, safety_checker) -> Path:
     """Save it as a converted checkpoint is saved: without a safety checker."""
-    pipe = tiny_cosmos3_pipeline(safety_checker)
-    pipe.register_modules(safety_checker=None)
-    pipe.save_pretrained(folder)
-    return folder
+    return save_without_checker(tiny_cosmos3_pipeline(safety_checker), folder)
