@@ -393,7 +393,37 @@ def replace_lanes(state: WorldState, lanes: torch.Tensor, fresh: WorldState) -> 
     return WorldState.cat([state, fresh]).select(index.to(state.frames.device))
 
 
-class LearnedEnv(gym.Env):
+class CoreBacked:
+    """What LearnedEnv and LearnedVectorEnv share: their model, seeding and render guard."""
+
+    core: LearnedCore
+    render_mode: str | None
+    np_random: np.random.Generator
+
+    @property
+    def model(self) -> WorldModel | None:
+        return self.core.model
+
+    def load_model(self, model: WorldModel) -> None:
+        """Attach (or swap) the world model; the next reset starts from fresh frames."""
+        self.core.load_model(model)
+
+    def _seed_core(self, seed: int | None) -> None:
+        """After `super().reset(seed=)`: reseed the model's noise on a seed or a first reset."""
+        self.core.require_model()
+        if seed is not None or self.core.state is None:
+            self.core.seed(self.np_random)
+
+    def _render_frames(self) -> np.ndarray | None:
+        """[B, H, W, 3] current frames for render_mode "rgb_array", else None."""
+        if self.render_mode != "rgb_array":
+            return None
+        if self.core.state is None:
+            raise WorldModelError("call reset() before render()")
+        return self.core.observations()
+
+
+class LearnedEnv(CoreBacked, gym.Env):
     """A world model as a single Gymnasium env with an exact image observation space.
 
     Observation: the current frame, uint8 (H, W, 3). Action: float32 Box of the model's
@@ -446,21 +476,11 @@ class LearnedEnv(gym.Env):
         self.observation_space = self.core.observation_space
         self.action_space = self.core.action_space
 
-    @property
-    def model(self) -> WorldModel | None:
-        return self.core.model
-
-    def load_model(self, model: WorldModel) -> None:
-        """Attach (or swap) the world model; the next reset starts from fresh frames."""
-        self.core.load_model(model)
-
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
-        self.core.require_model()
-        if seed is not None or self.core.state is None:
-            self.core.seed(self.np_random)
+        self._seed_core(seed)
         self.core.reset_lanes(np.ones(1, bool), self.np_random, options)
         return self.core.observations()[0], {"success": False}
 
@@ -476,11 +496,8 @@ class LearnedEnv(gym.Env):
         )
 
     def render(self) -> np.ndarray | None:
-        if self.render_mode != "rgb_array":
-            return None
-        if self.core.state is None:
-            raise WorldModelError("call reset() before render()")
-        return self.core.observations()[0]
+        frames = self._render_frames()
+        return None if frames is None else frames[0]
 
     def branch(self, n: int, seed: int | None = None) -> Any:
         """A LearnedVectorEnv of `n` futures starting from this env's current state."""

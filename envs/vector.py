@@ -22,11 +22,11 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from cosmos_sim.envs.learned import LearnedCore, LearnedEnv, to_numpy
+from cosmos_sim.envs.learned import CoreBacked, LearnedCore, LearnedEnv, to_numpy
 from cosmos_sim.envs.world_model import WorldModel, WorldModelError
 
 
-class LearnedVectorEnv(VectorEnv):
+class LearnedVectorEnv(CoreBacked, VectorEnv):
     """`num_envs` lanes of a world model stepped together; spaces are the single env's, batched.
 
     Takes the same keyword arguments as `LearnedEnv`, plus `num_envs` and `autoreset_mode`.
@@ -87,13 +87,6 @@ class LearnedVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._autoreset = np.zeros(self.num_envs, bool)
 
-    @property
-    def model(self) -> WorldModel | None:
-        return self.core.model
-
-    def load_model(self, model: WorldModel) -> None:
-        self.core.load_model(model)
-
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -119,8 +112,7 @@ class LearnedVectorEnv(VectorEnv):
                 )
             if self.core.state is None and not mask.all():
                 raise WorldModelError("the first reset must restart every lane (no reset_mask)")
-        if seed is not None or self.core.state is None:
-            self.core.seed(self.np_random)
+        self._seed_core(seed)
         self.core.reset_lanes(mask, self.np_random, options)
         self._autoreset[mask] = False
         return self.core.observations(), {
@@ -162,11 +154,8 @@ class LearnedVectorEnv(VectorEnv):
         return obs, reward, terminated, truncated, info
 
     def render(self) -> tuple[np.ndarray, ...] | None:
-        if self.render_mode != "rgb_array":
-            return None
-        if self.core.state is None:
-            raise WorldModelError("call reset() before render()")
-        return tuple(self.core.observations())
+        frames = self._render_frames()
+        return None if frames is None else tuple(frames)
 
     def branch(self, n: int, seed: int | None = None, lane: int = 0) -> LearnedVectorEnv:
         """A LearnedVectorEnv of `n` futures starting from lane `lane`'s current state."""
