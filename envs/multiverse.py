@@ -9,6 +9,7 @@ futures, and the same seed gives the same n futures again. Resetting the branche
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,32 +48,53 @@ def branch(
     return futures
 
 
-def rollout(futures: LearnedVectorEnv, actions: np.ndarray) -> dict[str, np.ndarray]:
-    """Step every future through `actions` ([T, *action] shared, or [T, n, *action]).
+def rollout(
+    futures: LearnedVectorEnv,
+    actions: np.ndarray | None = None,
+    *,
+    policy: Callable[[np.ndarray], np.ndarray] | None = None,
+    steps: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Step every future through `actions` ([T, *action] shared, or [T, n, *action]), or
+    `steps` times with `policy(obs [H, W, 3]) -> action` acting in each future.
 
     Returns `frames` [n, T+1, H, W, 3] (the branch point first; a future that ended keeps
-    showing its last frame), `reward` [n, T] (0 after the end) and `ended` [n] bool.
+    showing its last frame, which is also what the policy then sees), `reward` [n, T]
+    (0 after the end), `success` [n] (at any step before the end) and `ended` [n] bool.
     """
-    actions = np.asarray(actions, np.float32)
     single = futures.single_action_space.shape
-    if actions.shape[1:] == single:
-        actions = np.broadcast_to(actions[:, None], (len(actions), futures.num_envs, *single))
-    if actions.ndim != len(single) + 2 or actions.shape[1:] != (futures.num_envs, *single):
-        raise WorldModelError(
-            f"rollout actions must be [T, {list(single)}] or [T, {futures.num_envs}, "
-            f"{list(single)}], got {list(actions.shape)}"
-        )
-    obs = futures.core.observations()
-    frames, rewards = [obs], []
+    if (actions is None) == (policy is None):
+        raise WorldModelError("rollout: pass actions=[T, ...] or policy=fn with steps=T")
+    if policy is not None:
+        if steps is None or isinstance(steps, bool) or steps < 0:
+            raise WorldModelError(f"rollout: steps must be an int >= 0 with policy, got {steps!r}")
+    else:
+        actions = np.asarray(actions, np.float32)
+        if actions.shape[1:] == single:
+            actions = np.broadcast_to(actions[:, None], (len(actions), futures.num_envs, *single))
+        if actions.ndim != len(single) + 2 or actions.shape[1:] != (futures.num_envs, *single):
+            raise WorldModelError(
+                f"rollout actions must be [T, {list(single)}] or [T, {futures.num_envs}, "
+                f"{list(single)}], got {list(actions.shape)}"
+            )
+        steps = len(actions)
+    frames, rewards = [futures.core.observations()], []
     ended = np.zeros(futures.num_envs, bool)
-    for step_actions in actions:
-        obs, reward, terminated, truncated, _ = futures.step(step_actions)
+    success = np.zeros(futures.num_envs, bool)
+    for t in range(steps):
+        if policy is None:
+            step_actions = actions[t]
+        else:
+            step_actions = np.stack([policy(obs) for obs in frames[-1]])
+        obs, reward, terminated, truncated, info = futures.step(step_actions)
         frames.append(np.where(ended[:, None, None, None], frames[-1], obs))
         rewards.append(np.where(ended, 0.0, reward))
+        success |= info["success"] & ~ended
         ended |= terminated | truncated
     return {
         "frames": np.stack(frames, axis=1),
         "reward": np.stack(rewards, axis=1) if rewards else np.zeros((futures.num_envs, 0)),
+        "success": success,
         "ended": ended,
     }
 

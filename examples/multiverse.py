@@ -20,10 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 
 import cosmos_sim  # noqa: F401  (registers the cosmos_sim/ gymnasium ids)
-from cosmos_sim.envs import write_multiverse
+from cosmos_sim.envs import rollout, write_multiverse
 from cosmos_sim.envs.pushcube_policies import NoisyScripted
 
 
@@ -48,25 +47,16 @@ def main(args: Args) -> dict:
         obs, *_ = env.step(policy(obs))
 
     futures = env.unwrapped.branch(args.futures, seed=args.seed)
-    frames, rewards = [futures.reset(seed=args.seed)[0]], []
-    ended = np.zeros(args.futures, bool)
-    success = np.zeros(args.futures, bool)
-    for _ in range(args.steps):
-        actions = np.stack([policy(o) for o in frames[-1]])
-        obs, reward, terminated, truncated, info = futures.step(actions)
-        # A future that ended keeps its last frame (the env would restart it from the branch).
-        frames.append(np.where(ended[:, None, None, None], frames[-1], obs))
-        rewards.append(np.where(ended, 0.0, reward))
-        success |= info["success"] & ~ended
-        ended |= terminated | truncated
+    result = rollout(futures, policy=policy, steps=args.steps)
+    success = result["success"]
 
     args.out.mkdir(parents=True, exist_ok=True)
     written = write_multiverse(
-        np.stack(frames, axis=1), args.out / "multiverse.png", args.out / "multiverse.mp4", fps=10
+        result["frames"], args.out / "multiverse.png", args.out / "multiverse.mp4", fps=10
     )
     summary = {
         "args": {k: str(v) for k, v in asdict(args).items()},
-        "return": np.sum(rewards, axis=0).round(4).tolist(),
+        "return": result["reward"].sum(axis=1).round(4).tolist(),
         "success": success.tolist(),
         "files": {k: str(v) for k, v in written.items()},
     }

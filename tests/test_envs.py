@@ -316,6 +316,29 @@ def test_branch_of_a_vector_env_lane():
         vec.branch(2, lane=3)
 
 
+def test_rollout_with_a_policy_acts_on_each_future_and_reports_success():
+    env = make_env(model=TinyWorldModel(noise=10.0))
+    env.reset(seed=0)
+    fixed = rollout(env.branch(3, seed=4), np.full((5, 2), 0.1, np.float32))
+    seen = []
+
+    def policy(obs):
+        seen.append(obs)
+        return np.full(2, 0.1, np.float32)
+
+    acted = rollout(env.branch(3, seed=4), policy=policy, steps=5)
+    assert len(seen) == 3 * 5 and seen[0].shape == (16, 16, 3)
+    assert np.array_equal(acted["frames"], fixed["frames"])  # same actions, same futures
+    assert not acted["success"].any()
+    pushed = rollout(env.branch(3, seed=4), policy=lambda obs: np.ones(2, np.float32), steps=6)
+    assert pushed["success"].all() and pushed["ended"].all()  # bright frames end the task
+    assert np.array_equal(pushed["frames"][:, -1], pushed["frames"][:, -2])  # held after the end
+    with pytest.raises(WorldModelError, match="actions=.*or policy="):
+        rollout(env.branch(3, seed=4))
+    with pytest.raises(WorldModelError, match="steps"):
+        rollout(env.branch(3, seed=4), policy=policy)
+
+
 def test_multiverse_grid_writes_png_and_mp4(tmp_path):
     env = make_env(model=TinyWorldModel(noise=10.0))
     env.reset(seed=0)
