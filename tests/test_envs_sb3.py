@@ -9,25 +9,30 @@ from fakes.tiny_world_model import TinyWorldModel, start_clips
 import cosmos_sim  # noqa: F401  (registers the gymnasium ids)
 
 
-def test_sb3_ppo_runs_a_few_hundred_steps_on_the_learned_env():
+def small_ppo(env, n_steps: int):
+    """SB3 PPO with a tiny MLP, one epoch per update, on the CPU."""
     from stable_baselines3 import PPO
 
-    env = gym.make(
-        "cosmos_sim/Learned-v0",
-        model=TinyWorldModel(noise=4.0),
-        start_frames=start_clips(),
-        max_episode_steps=32,
-    )
-    agent = PPO(
+    return PPO(
         "MlpPolicy",
         env,
-        n_steps=64,
+        n_steps=n_steps,
         batch_size=32,
         n_epochs=1,
         seed=0,
         policy_kwargs={"net_arch": [16]},
         device="cpu",
     )
+
+
+def test_sb3_ppo_runs_a_few_hundred_steps_on_the_learned_env():
+    env = gym.make(
+        "cosmos_sim/Learned-v0",
+        model=TinyWorldModel(noise=4.0),
+        start_frames=start_clips(),
+        max_episode_steps=32,
+    )
+    agent = small_ppo(env, n_steps=64)
     agent.learn(total_timesteps=256)
     assert agent.num_timesteps == 256
     obs, _ = env.reset(seed=0)
@@ -36,23 +41,12 @@ def test_sb3_ppo_runs_a_few_hundred_steps_on_the_learned_env():
 
 
 def test_sb3_trains_on_a_vector_env_with_one_model_call_per_step():
-    from stable_baselines3 import PPO
-
     from cosmos_sim.envs import LearnedVectorEnv
     from cosmos_sim.envs.sb3 import SB3VecEnv
 
     model = TinyWorldModel(noise=4.0)
     venv = SB3VecEnv(LearnedVectorEnv(model, 4, start_frames=start_clips(), max_episode_steps=8))
-    agent = PPO(
-        "MlpPolicy",
-        venv,
-        n_steps=32,
-        batch_size=32,
-        n_epochs=1,
-        seed=0,
-        policy_kwargs={"net_arch": [16]},
-        device="cpu",
-    )
+    agent = small_ppo(venv, n_steps=32)
     agent.learn(total_timesteps=256)
     assert agent.num_timesteps == 256
     assert model.step_calls == 256 // 4 and set(model.step_batch_sizes) == {4}
