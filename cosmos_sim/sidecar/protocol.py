@@ -469,15 +469,8 @@ def encode_request(
     arrays: Mapping[str, np.ndarray] | None = None,
     version: int = PROTOCOL_VERSION,
 ) -> list[Any]:
-    descriptors, buffers = describe_arrays(arrays or {})
-    header = {
-        "v": version,
-        "id": request_id,
-        "method": method,
-        "params": dict(params or {}),
-        "arrays": descriptors,
-    }
-    return [pack_header(header), *buffers]
+    fields = {"v": version, "id": request_id, "method": method, "params": dict(params or {})}
+    return _encode(fields, arrays)
 
 
 def encode_reply(
@@ -487,15 +480,18 @@ def encode_reply(
     version: int = PROTOCOL_VERSION,
     origins: Mapping[int, tuple[np.ndarray, Any]] | None = None,
 ) -> list[Any]:
+    fields = {"v": version, "id": request_id, "ok": True, "result": dict(result or {})}
+    return _encode(fields, arrays, origins)
+
+
+def _encode(
+    fields: dict[str, Any],
+    arrays: Mapping[str, np.ndarray] | None,
+    origins: Mapping[int, tuple[np.ndarray, Any]] | None = None,
+) -> list[Any]:
+    """The header (`fields` plus the array descriptors) and one frame per array."""
     descriptors, buffers = describe_arrays(arrays or {}, origins)
-    header = {
-        "v": version,
-        "id": request_id,
-        "ok": True,
-        "result": dict(result or {}),
-        "arrays": descriptors,
-    }
-    return [pack_header(header), *buffers]
+    return [pack_header({**fields, "arrays": descriptors}), *buffers]
 
 
 def encode_error(
