@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from cosmos_sim.episode import ensure_empty_dir
 from cosmos_sim.types import SpecError
 
 FORMATS = ("pcd", "ply")
@@ -88,15 +89,17 @@ def accumulate_sweeps(
 def export_episode_sweeps(
     episode: Any, sensor: str, out: str | Path, fmt: str = "pcd"
 ) -> list[Path]:
-    """Write each tick's world-frame sweep of `sensor` as <out>/<tick:06d>.<fmt>."""
+    """Write each tick's world-frame sweep of `sensor` as <out>/<tick:06d>.<fmt>.
+
+    `out` must not exist or be empty: files already there are never overwritten.
+    """
     if fmt not in FORMATS:
         raise SpecError(f"fmt {fmt!r}: use one of {FORMATS}")
     if sensor not in episode.lidars:
         raise SpecError(
             f"sensor {sensor!r} is not a LiDAR of this episode: {sorted(episode.lidars)}"
         )
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = ensure_empty_dir(out, "point-cloud folder")
     written = []
     for tick in episode:
         frame = tick.frames.get(sensor)

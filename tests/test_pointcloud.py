@@ -8,7 +8,8 @@ import pytest
 from cosmos_sim.bridges.carla_rig import default_rig
 from cosmos_sim.controls import pointcloud
 from cosmos_sim.controls.lidar import lidar_control
-from cosmos_sim.types import SpecError
+from cosmos_sim.episode import Episode, EpisodeWriter
+from cosmos_sim.types import LidarSpec, SensorFrame, SpecError
 
 
 @pytest.mark.parametrize("fmt", ["pcd", "ply"])
@@ -41,3 +42,23 @@ def test_lidar_control_of_a_world_frame_sweep_is_far_bright():
     near = image[cam.height // 2, cam.width // 2, 0]
     assert 0 < near < image.max()
     assert image.max() == round(60 / 75 * 255)
+
+
+def test_episode_sweeps_export_one_file_per_tick_and_never_overwrite(tmp_path):
+    lidar = LidarSpec("roof", channels=2, points_per_channel=4)
+    sweeps = [np.random.default_rng(i).normal(size=(50, 3)).astype(np.float32) for i in range(3)]
+    with EpisodeWriter(tmp_path / "ep", lidars=[lidar], fps=10, simulator="t") as writer:
+        for i, pts in enumerate(sweeps):
+            writer.append(
+                [SensorFrame("roof", i, i / 10, np.eye(4), lidar=lidar, points_world=pts)]
+            )
+    episode = Episode(tmp_path / "ep")
+    written = pointcloud.export_episode_sweeps(episode, "roof", tmp_path / "pcd")
+    assert [p.name for p in written] == ["000000.pcd", "000001.pcd", "000002.pcd"]
+    np.testing.assert_allclose(pointcloud.read_point_cloud(written[2]), sweeps[2], atol=1e-6)
+    before = written[0].read_bytes()
+    with pytest.raises(FileExistsError, match="not empty"):
+        pointcloud.export_episode_sweeps(episode, "roof", tmp_path / "pcd", fmt="pcd")
+    assert written[0].read_bytes() == before
+    with pytest.raises(SpecError, match="not a LiDAR of this episode"):
+        pointcloud.export_episode_sweeps(episode, "front", tmp_path / "other")
