@@ -39,8 +39,7 @@ from cosmos_sim.bridges.carla_rig import (
 from cosmos_sim.episode import EpisodeWriter
 from cosmos_sim.types import SensorFrame
 
-#: Transfer 2.5 HD-map box classes from CARLA blueprint ids / base types.
-BOX_CLASSES = ("Car", "Truck", "Pedestrian", "Cyclist", "Others")
+#: CARLA base types of the Transfer 2.5 HD-map box classes Truck and Cyclist (`box_class`).
 _TRUCK_BASE_TYPES = {"truck", "van", "bus"}
 _CYCLE_BASE_TYPES = {"bicycle", "motorcycle"}
 

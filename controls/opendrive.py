@@ -246,13 +246,6 @@ class Trajectory:
     fps: float
     source: str = "default"
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "fps": self.fps,
-            "source": self.source,
-            "poses": [np.round(p, 6).tolist() for p in self.poses],
-        }
-
 
 def _wp_pose(wp: Any) -> np.ndarray:
     return body_pose(wp.transform)
@@ -409,6 +402,7 @@ def write_hdmap_clip(
     from cosmos_sim.imaging import image_grid, save_png
     from cosmos_sim.video import (
         COSMOS_FPS,
+        FRAMES_PER_CHUNK,
         VideoWriter,
         bucket_size,
         resample_indices,
@@ -422,7 +416,7 @@ def write_hdmap_clip(
     fps = float(mv.TRANSFER25_MULTIVIEW_FPS if layout else COSMOS_FPS)
     if seconds is not None and seconds <= 0:
         raise SpecError(f"--seconds must be > 0, got {seconds}")
-    default_frames = mv.TRANSFER1_FRAMES_PER_VIEW if layout else 93
+    default_frames = mv.TRANSFER1_FRAMES_PER_VIEW if layout else FRAMES_PER_CHUNK
     num_frames = default_frames if seconds is None else max(1, round(seconds * fps))
     if trajectory is None:
         traj = default_trajectory(carla_map, num_frames, fps)

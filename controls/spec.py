@@ -25,6 +25,7 @@ from typing import Any
 
 from cosmos_sim.episode import write_json_atomic
 from cosmos_sim.types import SpecError
+from cosmos_sim.video import FRAMES_PER_CHUNK
 
 DEFAULT_PROMPT = (
     "A realistic, high-quality video filmed by a real camera: natural lighting, physically "
@@ -105,7 +106,7 @@ def transfer25_spec(
     guidance: int = 3,
     num_steps: int = 35,
     resolution: str = "720",
-    num_video_frames_per_chunk: int = 93,
+    num_video_frames_per_chunk: int = FRAMES_PER_CHUNK,
     num_conditional_frames: int = 1,
     max_frames: int | None = None,
     sigma_max: str | None = None,
