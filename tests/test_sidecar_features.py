@@ -288,3 +288,26 @@ def test_default_envs_are_the_shipped_learned_model_and_the_real_task(tmp_path):
         with pytest.raises(SidecarError) as err:  # the real simulator has no futures to branch
             c.call("env_branch", {"env": real, "n": 2})
         assert err.value.code == ErrorCode.BAD_PARAMS
+
+
+def test_env_paths_in_kwargs_stay_inside_the_data_dir(tmp_path):
+    data, outside = tmp_path / "data", tmp_path / "outside"
+    real_id, learned_id = "cosmos_sim/PushCube-v0", "cosmos_sim/LearnedPushCube-v0"
+    with Server("tcp://127.0.0.1:*", data_dir=data) as srv, Client(srv.endpoint) as c:
+        for env_id, name, value in (
+            (real_id, "record_dir", str(outside)),
+            (real_id, "record_dir", "../outside"),
+            (learned_id, "episodes", [str(outside)]),
+            (learned_id, "weights", "/etc/passwd"),
+        ):
+            with pytest.raises(SidecarError) as err:
+                c.call("env_make", {"id": env_id, "kwargs": {name: value}})
+            assert err.value.code == ErrorCode.BAD_PARAMS
+            assert err.value.field == f"params.kwargs.{name}"
+        env = c.call("env_make", {"id": real_id, "kwargs": {"record_dir": "pushes"}})
+        handle = env.result["env"]
+        c.call("env_reset", {"env": handle, "seed": 0})
+        c.call("env_step", {"env": handle}, {"action": np.array([0.5, 0.0], np.float32)})
+        c.call("env_close", {"env": handle})
+    assert not outside.exists()
+    assert any((data / "pushes").glob("episode_*/episode.json"))

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cosmos_sim.sidecar.methods.episodes import episode_path
 from cosmos_sim.sidecar.protocol import ALLOWED_DTYPES, ErrorCode, ProtocolError
 from cosmos_sim.sidecar.schema import ArraySpec, Call, Method, Param, Result
 
 KIND = "env"
 _NUMERIC = tuple(d for d in ALLOWED_DTYPES if d != "bool")
+PATH_KWARGS = ("record_dir", "episodes", "weights")
+"""Env keyword arguments that name files (PushCube's recordings, a learned env's start
+episodes and weights): relative to the server's data_dir, like every path on the wire."""
 
 
 @contextmanager
@@ -50,9 +55,10 @@ def env_make(call: Call) -> Result:
             f"use one of {list(call.server.env_ids)}",
         )
     num_envs = p["num_envs"]
+    kwargs = _data_dir_paths(call.server.data_dir, p["kwargs"])
     with env_errors("params.kwargs"):
         if num_envs is None:
-            env = gymnasium.make(p["id"], **p["kwargs"])
+            env = gymnasium.make(p["id"], **kwargs)
         else:
             if num_envs < 1:
                 raise ProtocolError(
@@ -63,9 +69,21 @@ def env_make(call: Call) -> Result:
                 )
             spec = gymnasium.spec(p["id"])
             mode = "vector_entry_point" if spec.vector_entry_point else "sync"
-            env = gymnasium.make_vec(p["id"], num_envs, vectorization_mode=mode, **p["kwargs"])
+            env = gymnasium.make_vec(p["id"], num_envs, vectorization_mode=mode, **kwargs)
     handle = call.session.add(KIND, env, env.close)
     return {"env": handle, **_describe(env)}, {}
+
+
+def _data_dir_paths(data_dir: Path, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`kwargs` with each PATH_KWARGS value (a name or a list of names) inside data_dir."""
+    resolved = dict(kwargs)
+    for key in set(PATH_KWARGS) & set(kwargs):
+        field, value = f"params.kwargs.{key}", kwargs[key]
+        if isinstance(value, list):
+            resolved[key] = [episode_path(data_dir, v, field) for v in value]
+        elif value is not None:
+            resolved[key] = episode_path(data_dir, value, field)
+    return resolved
 
 
 def env_reset(call: Call) -> Result:

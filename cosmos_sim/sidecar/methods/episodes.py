@@ -28,18 +28,22 @@ FRAME_FIELDS = {
 SENSOR_KEYS = {"cam_to_world", "K", "ego_to_world", "extras"}
 
 
-def episode_path(data_dir: Path, name: str) -> Path:
+def episode_path(data_dir: Path, name: str, field: str = "params.path") -> Path:
     """`data_dir/name`, refusing absolute paths and anything that leaves data_dir."""
-    candidate = Path(name)
-    resolved = (data_dir / candidate).resolve()
-    if candidate.is_absolute() or ".." in candidate.parts or not resolved.is_relative_to(data_dir):
+    candidate = Path(name) if isinstance(name, str) else None
+    if (
+        candidate is None
+        or candidate.is_absolute()
+        or ".." in candidate.parts
+        or not (data_dir / candidate).resolve().is_relative_to(data_dir)
+    ):
         raise ProtocolError(
             ErrorCode.BAD_PARAMS,
             f"path {name!r} is not a relative folder inside the server's data_dir",
-            "params.path",
+            field,
             "pass a relative name such as 'robot1/ep0001' (no '..', not absolute)",
         )
-    return resolved
+    return (data_dir / candidate).resolve()
 
 
 def episode_open(call: Call) -> Result:
