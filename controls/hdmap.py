@@ -465,6 +465,12 @@ def _clip_segments(
 
 _FADE_LEVELS = 64
 _SHIFT = 3  # cv2 fixed-point bits: sub-pixel accurate line ends
+_FIXED_LIMIT = 2**30 / 2**_SHIFT  # keep projected far-off points inside cv2's int range
+
+
+def _fixed_point(uv: np.ndarray) -> np.ndarray:
+    """Pixel coordinates -> cv2's int32 fixed point with _SHIFT fractional bits."""
+    return np.round(np.clip(uv, -_FIXED_LIMIT, _FIXED_LIMIT) * (1 << _SHIFT)).astype(np.int32)
 
 
 def _draw_segments(scene: HDMapScene, view: _View, canvas: Any, line_type: int) -> None:
@@ -499,9 +505,7 @@ def _draw_segments(scene: HDMapScene, view: _View, canvas: Any, line_type: int) 
     ua, ub, level, idx = ua[on], ub[on], level[on], idx[on]
     if not len(idx):
         return
-    limit = 2**30 / 2**_SHIFT
-    pts = np.clip(np.stack([ua, ub], axis=1), -limit, limit)
-    pts = np.round(pts * (1 << _SHIFT)).astype(np.int32)
+    pts = _fixed_point(np.stack([ua, ub], axis=1))
     layer = scene.seg_layer[idx]
     width = scene.seg_width[idx]
     color = scene.seg_color[idx]
@@ -568,8 +572,7 @@ def _fill(
     items.sort(key=lambda item: -item[0])
     for depth, cam, color in items:
         uv = view.project(cam)
-        limit = 2**30 / 2**_SHIFT
-        pts = np.round(np.clip(uv, -limit, limit) * (1 << _SHIFT)).astype(np.int32)
+        pts = _fixed_point(uv)
         fade = max(0.0, 1.0 - depth / view.far_m)
         cv2.fillPoly(image, [pts], tuple(float(c) * fade for c in color), line_type, _SHIFT)
 
@@ -623,9 +626,7 @@ def _lines(
     )
     if not len(a):
         return
-    limit = 2**30 / 2**_SHIFT
-    pts = np.clip(np.stack([view.project(a), view.project(b)], axis=1), -limit, limit)
-    pts = np.round(pts * (1 << _SHIFT)).astype(np.int32)
+    pts = _fixed_point(np.stack([view.project(a), view.project(b)], axis=1))
     fade = np.clip(1.0 - 0.5 * (a[:, 2] + b[:, 2]) / view.far_m, 0, 1)
     for p, f in zip(pts, fade, strict=True):
         cv2.line(
