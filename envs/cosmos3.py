@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from cosmos_sim.envs.world_model import StepResult, WorldModelError, WorldState, fit_context
 from cosmos_sim.transfer.diffusers_backend import (
     GUARDRAIL_HELP,
-    MAX_PARAMS_WITHOUT_GUARDRAIL,
     SafetyError,
+    check_safety_checker,
 )
 
 PIPELINE_CLASS = "Cosmos3OmniPipeline"
@@ -245,17 +245,11 @@ def _check_safety_checker(pipe: Any) -> None:
     from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import CosmosSafetyChecker
 
     checker = getattr(pipe, "safety_checker", None)
-    if isinstance(checker, CosmosSafetyChecker):
-        return
     params = sum(p.numel() for p in pipe.transformer.parameters())
-    if checker is None or params >= MAX_PARAMS_WITHOUT_GUARDRAIL:
-        raise SafetyError(
-            f"refusing a Cosmos3OmniPipeline of {params / 1e9:.2f} B parameters with safety "
-            f"checker {type(checker).__name__}: Cosmos weights run only with the real "
-            "CosmosSafetyChecker (NVIDIA Open Model License). Leave safety_checker unset and "
-            "install cosmos-guardrail"
-        )
-    if not all(hasattr(checker, name) for name in ("check_text_safety", "check_video_safety")):
+    check_safety_checker(checker, params, PIPELINE_CLASS)
+    if not isinstance(checker, CosmosSafetyChecker) and not all(
+        hasattr(checker, name) for name in ("check_text_safety", "check_video_safety")
+    ):
         raise SafetyError(
             f"safety checker {type(checker).__name__} lacks check_text_safety / check_video_safety"
         )

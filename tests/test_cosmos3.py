@@ -11,9 +11,9 @@ from fakes.safety_double import PassThroughSafetyChecker
 from fakes.tiny_cosmos3 import save_tiny_cosmos3, tiny_cosmos3_pipeline
 
 from cosmos_sim.envs import LearnedEnv
-from cosmos_sim.envs import cosmos3 as cosmos3_module
 from cosmos_sim.envs.cosmos3 import Cosmos3WorldModel
 from cosmos_sim.envs.world_model import WorldModelError
+from cosmos_sim.transfer import diffusers_backend
 from cosmos_sim.transfer.diffusers_backend import SafetyError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -76,7 +76,7 @@ def test_cosmos_weights_without_cosmos_guardrail_are_refused(tiny_folder):
 
 
 def test_a_replacement_checker_is_refused_for_a_pipeline_of_real_size(monkeypatch):
-    monkeypatch.setattr(cosmos3_module, "MAX_PARAMS_WITHOUT_GUARDRAIL", 1000)
+    monkeypatch.setattr(diffusers_backend, "MAX_PARAMS_WITHOUT_GUARDRAIL", 1000)
     with pytest.raises(SafetyError, match="real CosmosSafetyChecker"):
         Cosmos3WorldModel(
             tiny_cosmos3_pipeline(PassThroughSafetyChecker()),

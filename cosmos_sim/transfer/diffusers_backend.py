@@ -240,19 +240,31 @@ def _require_torchvision() -> None:
 
 
 def _check_replacement_allowed(pipe, safety_checker: Any) -> None:
+    params = sum(p.numel() for p in pipe.transformer.parameters())
+    params += sum(p.numel() for p in pipe.controlnet.parameters())
+    check_safety_checker(safety_checker, params, PIPELINE_CLASS)
+
+
+def check_safety_checker(checker: Any, params: int, pipeline: str) -> None:
+    """Cosmos weights run only with the real CosmosSafetyChecker: raise SafetyError for any
+    other checker (or none) unless the network has fewer than MAX_PARAMS_WITHOUT_GUARDRAIL
+    parameters (`params`), far too small to be Cosmos weights."""
     from diffusers.utils import is_cosmos_guardrail_available
 
     if is_cosmos_guardrail_available():
         from cosmos_guardrail import CosmosSafetyChecker
 
-        if isinstance(safety_checker, CosmosSafetyChecker):
+        if isinstance(checker, CosmosSafetyChecker):
             return
-    params = sum(p.numel() for p in pipe.transformer.parameters())
-    params += sum(p.numel() for p in pipe.controlnet.parameters())
-    if params >= MAX_PARAMS_WITHOUT_GUARDRAIL:
-        raise SafetyError(
-            f"refusing a replacement safety checker ({type(safety_checker).__name__}) for a "
-            f"pipeline of {params / 1e9:.2f} B parameters: with Cosmos weights the real "
-            "CosmosSafetyChecker must run (NVIDIA Open Model License). Leave safety_checker "
-            "unset and install cosmos-guardrail"
-        )
+    if checker is not None and params < MAX_PARAMS_WITHOUT_GUARDRAIL:
+        return
+    size = f"a {pipeline} of {params / 1e9:.2f} B parameters"
+    refused = (
+        f"{size} without a safety checker"
+        if checker is None
+        else f"a replacement safety checker ({type(checker).__name__}) for {size}"
+    )
+    raise SafetyError(
+        f"refusing {refused}: with Cosmos weights the real CosmosSafetyChecker must run "
+        "(NVIDIA Open Model License). Leave safety_checker unset and install cosmos-guardrail"
+    )
