@@ -129,7 +129,9 @@ def write_clips(
     created = not out.exists()
     ensure_empty_dir(out, "clips folder")
     try:
-        captured = _read_episode(episode, chosen, wanted, buckets, source_ticks, progress)
+        captured = _read_episode(
+            episode, len(ticks), chosen, wanted, buckets, source_ticks, progress
+        )
     except BaseException:
         if created and not any(out.iterdir()):
             out.rmdir()  # a bad episode leaves no empty folder behind to trip the next run
@@ -276,6 +278,7 @@ def _hdmap_scene(map_path: Path, version: str) -> HDMapScene:
 
 def _read_episode(
     episode: Episode,
+    num_ticks: int,
     cameras: Sequence[str],
     wanted: Sequence[str],
     buckets: Mapping[str, tuple[int, int]],
@@ -287,7 +290,7 @@ def _read_episode(
 
     needed = set(np.unique(source_ticks).tolist())
     # LiDAR frames accumulate ±2 sweeps, so every tick's sweep is read when lidar is wanted.
-    to_read = range(len(episode)) if "lidar" in wanted else sorted(needed)
+    to_read = range(num_ticks) if "lidar" in wanted else sorted(needed)
     fields = {"rgb": "rgb", "depth": "depth_m", "seg": "instance_id"}
     data: dict[str, dict[str, Any]] = {
         name: {"rgb": {}, "depth": {}, "seg": {}, "K": {}, "pose": {}, "ids": set()}
@@ -295,8 +298,10 @@ def _read_episode(
     }
     sweeps: dict[int, np.ndarray | None] = {}
     dynamic: dict[int, DynamicState] = {}  # boxes and light states, shared by every camera
-    for index in tqdm(to_read, desc="read episode", unit="tick", disable=not progress):
-        tick = episode[index]
+    reader = episode.ticks(to_read)
+    bar = dict(total=len(to_read), desc="read episode", unit="tick", disable=not progress)
+    for tick in tqdm(reader, **bar):
+        index = tick.index
         if "lidar" in wanted:
             points = [f.points_world for f in tick.frames.values() if f.lidar is not None
                       and f.points_world is not None]  # fmt: skip
@@ -330,7 +335,7 @@ def _read_episode(
             data[name]["K"][index] = scale_intrinsics(frame.K, (cam.width, cam.height), size)
             data[name]["pose"][index] = frame.cam_to_world
     for name in cameras:
-        data[name]["sweeps"] = [sweeps.get(i) for i in range(len(episode))] if sweeps else None
+        data[name]["sweeps"] = [sweeps.get(i) for i in range(num_ticks)] if sweeps else None
         data[name]["dynamic"] = dynamic
     return data
 

@@ -12,7 +12,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,8 +263,18 @@ class Episode:
         return len(self.tick_paths())
 
     def __iter__(self) -> Iterator[Tick]:
-        for path in self.tick_paths():
-            yield self._load(path)
+        return self.ticks()
+
+    def ticks(self, indices: Iterable[int] | None = None) -> Iterator[Tick]:
+        """Load ticks (all of them, or those at `indices`) from one listing of the folder.
+
+        `episode[i]` lists the folder on every call; reading many ticks goes through here.
+        """
+        paths = self.tick_paths()
+        for index in range(len(paths)) if indices is None else indices:
+            if not 0 <= index < len(paths):
+                raise IndexError(f"tick {index} out of range: episode has {len(paths)} ticks")
+            yield self._load(paths[index])
 
     def __getitem__(self, index: int) -> Tick:
         paths = self.tick_paths()

@@ -156,6 +156,20 @@ def test_write_clips_resamples_30_fps_to_16(tmp_path):
     assert result["notes"] == []
 
 
+def test_write_clips_lists_the_episode_folder_a_fixed_number_of_times(tmp_path, monkeypatch):
+    # Reading tick by tick through episode[i] re-lists the ticks folder per tick: quadratic
+    # in the episode's length (an hour at 16 fps is 57,600 ticks).
+    from cosmos_sim.episode import Episode
+
+    episode = synthetic_episode(tmp_path / "ep", ticks=6)
+    listings = []
+    real = Episode.tick_paths
+    monkeypatch.setattr(Episode, "tick_paths", lambda self: listings.append(1) or real(self))
+    result = write_clips(episode, tmp_path / "out", modalities=["seg", "lidar"], progress=False)
+    assert len(result["source_ticks"]) == 6
+    assert len(listings) <= 2  # once to check the ticks, once to read them; not per tick
+
+
 def test_write_clips_skips_lidar_by_default_when_the_episode_has_none(tmp_path):
     episode = synthetic_episode(tmp_path / "ep", ticks=2, lidar=False)
     result = write_clips(episode, tmp_path / "out", modalities=None, progress=False)
