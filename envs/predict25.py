@@ -95,6 +95,13 @@ class Predict25WorldModel:
             **({} if negative_prompt is None else {"negative_prompt": negative_prompt}),
         }
         self.setup_args = list(setup_args)
+        for arg in self.setup_args:
+            flag = str(arg).lower().replace("_", "-")
+            if "disable-guardrail" in flag and not flag.startswith("--no-"):
+                raise WorldModelError(
+                    f"setup_args {arg!r} would switch the Cosmos guardrails off; cosmos-sim "
+                    "runs Cosmos only with them on (NVIDIA Open Model License): drop it"
+                )
         self.workdir = None if workdir is None else Path(workdir)
         self.calls = 0
 

@@ -138,3 +138,13 @@ def test_not_a_checkout_missing_hf_home_and_tool_failures_are_clear(
     monkeypatch.delenv("HF_HOME")
     with pytest.raises(Predict25Error, match="HF_HOME"):
         model.step(state, torch.zeros(1, 12, 7))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--disable-guardrails"], ["--seed", "1", "--disable_guardrails=True"]],
+)
+def test_setup_args_cannot_switch_the_tools_guardrails_off(checkout, args):
+    with pytest.raises(WorldModelError, match="guardrail") as err:
+        Predict25WorldModel(checkout, frame_shape=(32, 32, 3), setup_args=args)
+    assert "setup_args" in str(err.value)
