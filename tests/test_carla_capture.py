@@ -147,6 +147,9 @@ def test_settings_are_restored_on_an_exception_or_ctrl_c(
         _capture(tmp_path / "run", rig_file)
     assert server.applied[-1] is original
     assert not [a for a in server.actors.values() if a.type_id.startswith("sensor.")]
+    partial = Episode(tmp_path / "run")  # the ticks before the failure stay readable
+    assert not partial.complete and len(partial) == 2
+    assert [tick.index for tick in partial] == [0, 1]
 
 
 def test_existing_ego_id_is_used_and_not_destroyed(server, rig_file, tmp_path):
