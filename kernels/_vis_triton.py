@@ -68,63 +68,8 @@ def _bilateral_kernel(
     tl.store(out + 2 * H * W, rint(tl.math.div_rn(acc2, wsum)), mask=inside)
 
 
-@triton.jit
-def _bilateral_rows_kernel(
-    src,
-    row_weight,
-    dst,
-    H,
-    W,
-    Hp,
-    Wp,
-    color_coeff2,
-    R: tl.constexpr,
-    BH: tl.constexpr,
-    BW: tl.constexpr,
-):
-    """The same filter with the window row loop at run time and the 2R+1 taps of a row
-    unrolled: no per-tap table loads, and taps outside the circle get weight 0."""
-    t = tl.program_id(2)
-    r = tl.program_id(1) * BH + tl.arange(0, BH)[:, None]
-    c = tl.program_id(0) * BW + tl.arange(0, BW)[None, :]
-    inside = (r < H) & (c < W)
-    rr = tl.minimum(r, H - 1)
-    cc = tl.minimum(c, W - 1)
-    plane = Hp * Wp
-    base = src + t.to(tl.int64) * 3 * plane
-    centre = (rr + R) * Wp + (cc + R)
-    c0 = tl.load(base + centre)
-    c1 = tl.load(base + plane + centre)
-    c2 = tl.load(base + 2 * plane + centre)
-    acc0 = tl.zeros((BH, BW), tl.float32)
-    acc1 = tl.zeros((BH, BW), tl.float32)
-    acc2 = tl.zeros((BH, BW), tl.float32)
-    wsum = tl.zeros((BH, BW), tl.float32)
-    for dy in range(-R, R + 1):
-        row = centre + dy * Wp
-        for j in tl.static_range(2 * R + 1):
-            sw = tl.load(row_weight + (dy + R) * (2 * R + 1) + j)
-            o = row + (j - R)
-            v0 = tl.load(base + o)
-            v1 = tl.load(base + plane + o)
-            v2 = tl.load(base + 2 * plane + o)
-            diff = tl.abs(v0 - c0) + tl.abs(v1 - c1) + tl.abs(v2 - c2)
-            wt = tl.math.exp2(diff * diff * color_coeff2) * sw
-            acc0 += wt * v0
-            acc1 += wt * v1
-            acc2 += wt * v2
-            wsum += wt
-    out = dst + t.to(tl.int64) * 3 * H * W + r * W + c
-    tl.store(out, rint(tl.math.div_rn(acc0, wsum)), mask=inside)
-    tl.store(out + H * W, rint(tl.math.div_rn(acc1, wsum)), mask=inside)
-    tl.store(out + 2 * H * W, rint(tl.math.div_rn(acc2, wsum)), mask=inside)
-
-
-BILATERAL_KERNEL = "taps"
-"""Which bilateral kernel `bilateral` launches: "taps" (a list of the circle's taps) or
-"rows" (run-time rows, unrolled columns); the benchmark times both."""
-
-BILATERAL_TILE = (16, 32)
+BILATERAL_TILE = (2, 128)
+BILATERAL_WARPS = 4
 
 
 def bilateral(
@@ -144,21 +89,6 @@ def bilateral(
     dst = torch.empty((t, 3, h, w), dtype=torch.float32, device=padded.device)
     bh, bw = BILATERAL_TILE
     grid = (triton.cdiv(w, bw), triton.cdiv(h, bh), t)
-    if BILATERAL_KERNEL == "rows":
-        _bilateral_rows_kernel[grid](
-            padded,
-            space.contiguous(),
-            dst,
-            h,
-            w,
-            h + 2 * radius,
-            wp,
-            color_coeff * _LOG2E,
-            R=radius,
-            BH=bh,
-            BW=bw,
-        )
-        return dst
     _bilateral_kernel[grid](
         padded,
         offsets,
@@ -173,8 +103,66 @@ def bilateral(
         N_TAPS=offsets.numel(),
         BH=bh,
         BW=bw,
+        num_warps=BILATERAL_WARPS,
     )
     return dst
+
+
+@triton.jit
+def _shrink_pad_kernel(
+    rgb,
+    out,
+    H,
+    W,
+    hs,
+    ws,
+    Hp,
+    Wp,
+    R,
+    F: tl.constexpr,
+    BH: tl.constexpr,
+    BW: tl.constexpr,
+):
+    """uint8 T×H×W×3 -> float T×3×(hs+2R)×(ws+2R): F×F area mean (rounded half up, as
+    OpenCV's INTER_AREA on uint8), written straight into the reflect-101 padded planes."""
+    t = tl.program_id(2)
+    pr = tl.program_id(1) * BH + tl.arange(0, BH)[:, None]
+    pc = tl.program_id(0) * BW + tl.arange(0, BW)[None, :]
+    inside = (pr < Hp) & (pc < Wp)
+    y = tl.abs(pr - R)
+    y = tl.minimum(tl.where(y >= hs, 2 * (hs - 1) - y, y), hs - 1)
+    x = tl.abs(pc - R)
+    x = tl.minimum(tl.where(x >= ws, 2 * (ws - 1) - x, x), ws - 1)
+    base = rgb + t.to(tl.int64) * H * W * 3
+    acc0 = tl.zeros((BH, BW), tl.int32)
+    acc1 = tl.zeros((BH, BW), tl.int32)
+    acc2 = tl.zeros((BH, BW), tl.int32)
+    for i in tl.static_range(F):
+        for j in tl.static_range(F):
+            o = ((y * F + i) * W + (x * F + j)) * 3
+            acc0 += tl.load(base + o, mask=inside, other=0).to(tl.int32)
+            acc1 += tl.load(base + o + 1, mask=inside, other=0).to(tl.int32)
+            acc2 += tl.load(base + o + 2, mask=inside, other=0).to(tl.int32)
+    half = (F * F) // 2
+    plane = Hp * Wp
+    dst = out + t.to(tl.int64) * 3 * plane + pr * Wp + pc
+    tl.store(dst, ((acc0 + half) // (F * F)).to(tl.float32), mask=inside)
+    tl.store(dst + plane, ((acc1 + half) // (F * F)).to(tl.float32), mask=inside)
+    tl.store(dst + 2 * plane, ((acc2 + half) // (F * F)).to(tl.float32), mask=inside)
+
+
+def shrink_pad(rgb: torch.Tensor, factor: int, radius: int) -> torch.Tensor:
+    """T×H×W×3 uint8 (H, W multiples of factor) -> T×3×(H/f+2r)×(W/f+2r) float32."""
+    t, h, w, _ = rgb.shape
+    hs, ws = h // factor, w // factor
+    hp, wp = hs + 2 * radius, ws + 2 * radius
+    out = torch.empty((t, 3, hp, wp), dtype=torch.float32, device=rgb.device)
+    bh, bw = 8, 64
+    grid = (triton.cdiv(wp, bw), triton.cdiv(hp, bh), t)
+    _shrink_pad_kernel[grid](
+        rgb.contiguous(), out, h, w, hs, ws, hp, wp, radius, F=factor, BH=bh, BW=bw
+    )
+    return out
 
 
 @triton.jit

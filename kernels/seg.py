@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 
 from cosmos_sim.kernels._backend import Impl, use_triton
@@ -19,14 +20,13 @@ _MAX_LUT_ID = 1 << 22  # a 16 MiB table; sparser palettes go through searchsorte
 
 def palette_lut(palette: Mapping[int, tuple[int, int, int]], device: torch.device) -> torch.Tensor:
     """int32 table indexed by id: colour packed as 0x00BBGGRR, -1 where the id has none."""
-    ids = torch.tensor(sorted(palette), dtype=torch.int64)
-    if ids.numel() and (int(ids[0]) < 0 or int(ids[-1]) >= _MAX_LUT_ID):
+    ids = np.fromiter(palette.keys(), dtype=np.int64, count=len(palette))
+    if ids.size and (ids.min() < 0 or ids.max() >= _MAX_LUT_ID):
         raise ValueError("palette ids outside [0, 2**22) need the searchsorted path")
-    size = int(ids[-1]) + 1 if ids.numel() else 1
-    rgb = torch.tensor([palette[int(i)] for i in ids], dtype=torch.int32).reshape(-1, 3)
-    lut = torch.full((size,), -1, dtype=torch.int32)
+    rgb = np.array(list(palette.values()), dtype=np.int32).reshape(-1, 3)
+    lut = np.full(int(ids.max()) + 1 if ids.size else 1, -1, dtype=np.int32)
     lut[ids] = rgb[:, 0] | (rgb[:, 1] << 8) | (rgb[:, 2] << 16)
-    return lut.to(device)
+    return torch.from_numpy(lut).to(device)
 
 
 def seg_control(

@@ -38,12 +38,21 @@ def vis_control(
         raise SpecError(f"rgb: expected uint8 T×H×W×3, got {rgb.dtype} {tuple(rgb.shape)}")
     triton_ok = use_triton(rgb, impl)
     _, h, w, _ = rgb.shape
-    x = rgb.permute(0, 3, 1, 2).float()  # T×3×H×W
     f = preset.pre_downscale
     small_hw = (max(1, h // f), max(1, w // f))
-    if f > 1:
-        x = _area_shrink(x, small_hw)
-    x = bilateral_filter(x, preset.d, preset.sigma_color, preset.sigma_space, triton=triton_ok)
+    radius, color_coeff, space = _bilateral_params(
+        preset.d, preset.sigma_color, preset.sigma_space, small_hw
+    )
+    if triton_ok and h % f == 0 and w % f == 0:
+        from cosmos_sim.kernels._vis_triton import bilateral, shrink_pad
+
+        padded = shrink_pad(rgb, f, radius)  # shrink, pad and go planar in one pass
+        x = bilateral(padded, *small_hw, radius, color_coeff, space.to(rgb.device))
+    else:
+        x = rgb.permute(0, 3, 1, 2).float()  # T×3×H×W
+        if f > 1:
+            x = _area_shrink(x, small_hw)
+        x = bilateral_filter(x, preset.d, preset.sigma_color, preset.sigma_space, triton=triton_ok)
     down_hw = (max(1, int(h / preset.downup)), max(1, int(w / preset.downup)))
     my = _shrink_matrix(small_hw[0], h, down_hw[0], f > 1, x.device)
     mx = _shrink_matrix(small_hw[1], w, down_hw[1], f > 1, x.device)
@@ -74,16 +83,8 @@ def bilateral_filter(
     x: torch.Tensor, d: int, sigma_color: float, sigma_space: float, *, triton: bool = False
 ) -> torch.Tensor:
     """cv2.bilateralFilter on T×C×H×W float frames holding uint8 levels; rounded levels out."""
-    radius = max(round(sigma_space * 1.5) if d <= 0 else d // 2, 1)
     h, w = x.shape[-2:]
-    if radius >= min(h, w):
-        raise SpecError(
-            f"vis: frame {h}×{w} is too small for a bilateral radius of {radius} px "
-            "(reflect-101 padding needs radius < each side)"
-        )
-    sigma_color = sigma_color if sigma_color > 0 else 1.0
-    color_coeff = -0.5 / (sigma_color * sigma_color)
-    space = _space_weights(radius, sigma_space if sigma_space > 0 else 1.0)
+    radius, color_coeff, space = _bilateral_params(d, sigma_color, sigma_space, (h, w))
     padded = F.pad(x, (radius,) * 4, mode="reflect")  # torch "reflect" is BORDER_REFLECT_101
     if triton:
         from cosmos_sim.kernels._vis_triton import bilateral
@@ -104,6 +105,22 @@ def bilateral_filter(
     return torch.round(acc / wsum)
 
 
+def _bilateral_params(
+    d: int, sigma_color: float, sigma_space: float, size_hw: tuple[int, int]
+) -> tuple[int, float, torch.Tensor]:
+    """OpenCV's radius, colour coefficient and spatial weights for bilateralFilter."""
+    radius = max(round(sigma_space * 1.5) if d <= 0 else d // 2, 1)
+    if radius >= min(size_hw):
+        raise SpecError(
+            f"vis: frame {size_hw[0]}×{size_hw[1]} is too small for a bilateral radius of "
+            f"{radius} px (reflect-101 padding needs radius < each side)"
+        )
+    sigma_color = sigma_color if sigma_color > 0 else 1.0
+    space = _space_weights(radius, sigma_space if sigma_space > 0 else 1.0)
+    return radius, -0.5 / (sigma_color * sigma_color), space
+
+
+@lru_cache(maxsize=16)
 def _space_weights(radius: int, sigma_space: float) -> torch.Tensor:
     """OpenCV's float32 spatial weights on the (2r+1)² grid, 0 outside the circle."""
     coeff = -0.5 / (sigma_space * sigma_space)
@@ -125,10 +142,12 @@ def _resize_matrix_cpu(n_in: int, n_out: int, mode: str) -> torch.Tensor:
     return out.reshape(n_in, n_out).T.contiguous()
 
 
+@lru_cache(maxsize=64)
 def _resize_matrix(n_in: int, n_out: int, device: torch.device) -> torch.Tensor:
     return _resize_matrix_cpu(n_in, n_out, "bicubic").to(device, torch.float32)
 
 
+@lru_cache(maxsize=64)
 def _shrink_matrix(
     n_small: int, n_full: int, n_down: int, enlarge_first: bool, device: torch.device
 ) -> torch.Tensor:
@@ -139,6 +158,7 @@ def _shrink_matrix(
     return m.to(device, torch.float32)
 
 
+@lru_cache(maxsize=64)
 def _band(n_in: int, n_out: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The resize matrix as (first tap index n_out int32, weights n_out × taps float32)."""
     m = _resize_matrix_cpu(n_in, n_out, "bicubic")

@@ -29,11 +29,15 @@ from test_kernels import (  # noqa: E402
     edge_f1,
     lidar_clip,
     natural_frames,
+    pixel_agreement,
+    street_poses,
+    street_scene,
     vis_ssim,
 )
 
 from cosmos_sim import controls as cpu  # noqa: E402
 from cosmos_sim import kernels as dev  # noqa: E402
+from cosmos_sim.controls import hdmap  # noqa: E402
 
 pytestmark = pytest.mark.slow
 SHAPE = (2, 48, 80)
@@ -86,3 +90,15 @@ def test_lidar_triton_is_exact(dilate_px):
         impl="triton",
     )
     np.testing.assert_array_equal(out.numpy(), ref)
+
+
+def test_hdmap_triton_matches_the_torch_path_and_the_reference():
+    scene, w, h = street_scene(), 160, 96
+    K = np.array([[0.7 * w, 0, w / 2], [0, 0.7 * w, h / 2], [0, 0, 1]])
+    poses = street_poses(1)
+    args = (scene, torch.from_numpy(K), torch.from_numpy(poses), w, h)
+    out = dev.hdmap_control(*args, impl="triton").numpy()
+    assert np.abs(out.astype(int) - dev.hdmap_control(*args, impl="torch").numpy()).max() <= 1
+    ref = hdmap.render_hdmap(scene, K, poses[0], w, h)[None]
+    overall, drawn = pixel_agreement(ref, out)
+    assert overall >= 0.98 and drawn >= 0.95, (overall, drawn)
