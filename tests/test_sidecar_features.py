@@ -236,6 +236,10 @@ def test_envs_are_per_client_and_allow_listed(server):
         with pytest.raises(SidecarError) as err:
             other.call("env_make", {"id": "CartPole-v1"})
         assert err.value.code == ErrorCode.BAD_PARAMS and TINY_ID in err.value.fix
+        with pytest.raises(SidecarError) as err:
+            other.call("env_make", {"id": TINY_ID, "kwargs": {"bogus": 1}})
+        assert err.value.code == ErrorCode.BAD_PARAMS and err.value.field == "params.kwargs"
+        assert "'bogus'" in err.value.message
 
 
 # -- HD-map control ---------------------------------------------------------------------------

@@ -28,7 +28,8 @@ episodes and weights): relative to the server's data_dir, like every path on the
 
 @contextmanager
 def env_errors(field: str) -> Iterator[None]:
-    """Gymnasium's and the world models' input errors become BAD_PARAMS replies."""
+    """Gymnasium's and the world models' input errors become BAD_PARAMS replies, and so does
+    a keyword argument the env does not take (a TypeError from its constructor)."""
     import gymnasium
 
     from cosmos_sim.envs.world_model import WorldModelError
@@ -38,6 +39,12 @@ def env_errors(field: str) -> Iterator[None]:
     except (WorldModelError, gymnasium.error.Error) as exc:
         raise ProtocolError(
             ErrorCode.BAD_PARAMS, str(exc), field, "fix what the message names"
+        ) from None
+    except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        raise ProtocolError(
+            ErrorCode.BAD_PARAMS, str(exc), field, "pass only keyword arguments the env takes"
         ) from None
 
 
