@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from cosmos_sim.envs.vector import LearnedVectorEnv, core_of
+from cosmos_sim.envs.vector import LearnedVectorEnv, core_of, spawn_core
 from cosmos_sim.envs.world_model import WorldModelError
 from cosmos_sim.imaging import image_grid, save_png
 from cosmos_sim.video import write_video
@@ -30,7 +30,11 @@ def branch(
     lane: int = 0,
     autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
 ) -> LearnedVectorEnv:
-    """n futures of `env`'s current state (lane `lane` of a vector env), ready to step."""
+    """n futures of `env`'s current state (lane `lane` of a vector env), ready to step.
+
+    Pass the env as `gymnasium.make` returned it (not `.unwrapped`): a TimeLimit wrapper it
+    added then holds in the futures too.
+    """
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
         raise WorldModelError(f"branch: n is the number of futures, an int >= 1; got {n!r}")
     core = core_of(env)
@@ -39,7 +43,7 @@ def branch(
     if not 0 <= lane < core.num_lanes:
         raise WorldModelError(f"branch: lane {lane} is not in 0..{core.num_lanes - 1}")
     futures = LearnedVectorEnv.from_core(
-        core.spawn(int(n)),
+        spawn_core(env, int(n)),
         autoreset_mode=autoreset_mode,
         render_mode=getattr(env, "render_mode", None),
     )

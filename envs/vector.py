@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
+from gymnasium.wrappers import TimeLimit
 
 from cosmos_sim.envs.learned import CoreBacked, LearnedCore, LearnedEnv, to_numpy
 from cosmos_sim.envs.world_model import WorldModel, WorldModelError
@@ -188,6 +190,20 @@ def core_of(env: Any) -> LearnedCore:
     return core
 
 
+def spawn_core(env: Any, num_envs: int) -> LearnedCore:
+    """A `num_envs`-lane engine like `env`'s, keeping the step limit of a TimeLimit wrapper
+    (what `gymnasium.make(..., max_episode_steps=N)` adds) when it is the tighter one."""
+    core = core_of(env).spawn(num_envs)
+    layer = env
+    while isinstance(layer, gym.Wrapper):
+        if isinstance(layer, TimeLimit):
+            limit = layer._max_episode_steps
+            if core.max_episode_steps is None or limit < core.max_episode_steps:
+                core.max_episode_steps = limit
+        layer = layer.env
+    return core
+
+
 def vectorize(
     env: Any,
     num_envs: int,
@@ -198,7 +214,7 @@ def vectorize(
     if not isinstance(num_envs, int) or num_envs < 1:
         raise WorldModelError(f"num_envs must be an int >= 1, got {num_envs!r}")
     return LearnedVectorEnv.from_core(
-        core_of(env).spawn(num_envs),
+        spawn_core(env, num_envs),
         autoreset_mode=autoreset_mode,
         render_mode=getattr(env, "render_mode", None),
         render_fps=getattr(env, "metadata", {}).get("render_fps", 10),

@@ -15,7 +15,14 @@ from gymnasium.vector import AutoresetMode
 
 import cosmos_sim  # noqa: F401  (registers the gymnasium ids)
 from cosmos_sim import CameraSpec, EpisodeWriter, SensorFrame
-from cosmos_sim.envs import LearnedEnv, LearnedVectorEnv, rollout, write_multiverse
+from cosmos_sim.envs import (
+    LearnedEnv,
+    LearnedVectorEnv,
+    branch,
+    rollout,
+    vectorize,
+    write_multiverse,
+)
 from cosmos_sim.envs.world_model import (
     StepResult,
     WorldModelError,
@@ -74,6 +81,25 @@ def test_registered_learned_id_builds_from_any_model():
         start_frames=start_clips(),
     )
     assert isinstance(vec, LearnedVectorEnv) and vec.reset(seed=0)[0].shape == (3, 16, 16, 3)
+
+
+def test_a_time_limit_from_gymnasium_make_holds_in_vectors_and_branches():
+    env = gym.make(
+        "cosmos_sim/Learned-v0",
+        model=TinyWorldModel(),
+        start_frames=start_clips(),
+        max_episode_steps=3,  # gymnasium.make's own: a TimeLimit wrapper
+    )
+    env.reset(seed=0)
+    env.step(np.zeros(2, np.float32))
+    still = np.zeros((4, 2), np.float32)
+    vec = vectorize(env, 4, autoreset_mode="Disabled")
+    vec.reset(seed=0)
+    truncated = [vec.step(still)[3] for _ in range(3)]
+    assert [t.all() for t in truncated] == [False, False, True]
+    futures = branch(env, 4, seed=0)  # one step taken: two left
+    assert [futures.step(still)[3].all() for _ in range(2)] == [False, True]
+    assert vectorize(make_env(max_episode_steps=2), 2).core.max_episode_steps == 2
 
 
 def test_importing_cosmos_sim_registers_ids_without_torch_or_pybullet():
