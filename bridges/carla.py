@@ -570,10 +570,11 @@ def capture_episode(
         raise CarlaBridgeError(f"seconds must be > 0, got {seconds}")
     num_ticks = max(1, round(seconds * the_rig.fps))
     client = connect(host, port, timeout_s)
-    world = client.get_world()
     replay_name = None
     if replay is not None:
         replay_name = _start_replay(client, replay, seconds)
+    # After replay_file: replaying a log loads its map, which expires any earlier world handle.
+    world = client.get_world()
     traffic_manager = None
     if replay is None and (ego == "spawn" and the_rig.autopilot):
         traffic_manager = client.get_trafficmanager()

@@ -202,3 +202,27 @@ def test_settings_are_restored_when_the_traffic_manager_refuses_synchronous_mode
     with pytest.raises(RuntimeError, match="port in use"):
         _capture(tmp_path / "run", rig_file)
     assert server.applied[-1] is original
+
+
+def test_replaying_a_log_recorded_on_another_map_captures_the_replayed_world(
+    server, rig_file, tmp_path, monkeypatch
+):
+    # replay_file loads the log's map; the world handle from before it is an expired episode.
+    replayed = double.FakeWorld()
+    real_replay = double.FakeClient.replay_file
+
+    def replay_on_its_own_map(self, *args):
+        def expired(*_args, **_kwargs):
+            raise RuntimeError("trying to access an expired episode; a new episode was started")
+
+        server.get_settings = server.apply_settings = server.tick = expired
+        monkeypatch.setattr(double.FakeClient, "world", replayed)
+        return real_replay(self, *args)
+
+    monkeypatch.setattr(double.FakeClient, "replay_file", replay_on_its_own_map)
+    try:
+        path = _capture(tmp_path / "run", rig_file, replay=Path("drive.log"), seconds=0.1)
+    finally:
+        replayed.join()
+    assert Episode(path)[0].data["ego"]["id"] == double.FakeClient.replay_hero
+    assert replayed.applied[-1].synchronous_mode is False  # restored on the replayed world
