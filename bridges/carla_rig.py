@@ -104,9 +104,15 @@ def camera_from_ue(ue_matrix: np.ndarray) -> np.ndarray:
 
 
 def intrinsics_from_hfov(width: int, height: int, fov_deg: float) -> np.ndarray:
-    """K of a CARLA camera: square pixels, horizontal FOV, principal point at the centre."""
+    """K of a CARLA camera: square pixels, horizontal FOV, principal point at the centre.
+
+    CARLA renders a symmetric frustum whose FOV spans the image edge to edge; with pixel
+    centres at integers (our K convention) the edges are at −0.5 and W − 0.5, so the centre
+    is ((W − 1) / 2, (H − 1) / 2), not (W / 2, H / 2) as in CARLA's own examples.
+    """
     f = width / (2.0 * math.tan(math.radians(fov_deg) / 2.0))
-    return np.array([[f, 0.0, width / 2.0], [0.0, f, height / 2.0], [0.0, 0.0, 1.0]])
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    return np.array([[f, 0.0, cx], [0.0, f, cy], [0.0, 0.0, 1.0]])
 
 
 @dataclass(frozen=True)

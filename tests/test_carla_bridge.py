@@ -39,6 +39,19 @@ def test_camera_pose_sees_what_carla_puts_in_front_of_the_camera():
             np.testing.assert_allclose(ours[:3], [world.x, -world.y, world.z], atol=1e-3)
 
 
+def test_camera_fov_spans_the_image_edge_to_edge():
+    # CARLA's horizontal FOV covers the whole image: with pixel centres at integers its
+    # edges are at u = -0.5 and u = W - 0.5, and the optical axis is the image centre.
+    cam = default_rig().cameras[0]
+    K = cam.K
+    half = np.radians(cam.fov_deg) / 2
+    edges = {0.0: (cam.width - 1) / 2, np.tan(half): cam.width - 0.5, -np.tan(half): -0.5}
+    for x_over_z, u in edges.items():
+        projected = K @ np.array([x_over_z, 0.0, 1.0])
+        assert projected[0] / projected[2] == pytest.approx(u)
+    assert K[1, 2] == pytest.approx((cam.height - 1) / 2)
+
+
 def test_body_pose_and_lidar_points_flip_y_into_a_right_handed_frame():
     for t in _random_transforms(10):
         body = bridge.body_pose(t)

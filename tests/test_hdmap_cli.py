@@ -108,13 +108,13 @@ def test_rig_with_unknown_sensor_type_or_field_is_refused(tmp_path):
 
 
 def test_a_camera_scaled_to_its_bucket_keeps_the_pixel_centre_convention(tmp_path):
-    # A 640×360 camera (cx = 320, CARLA's centre) is drawn at the 1280×704 bucket. Pixel
-    # centres sit at integers, so the optical axis moves to (320 + 0.5) · 2 − 0.5 = 640.5,
-    # as `controls` scales K for the same camera (video.scale_intrinsics).
+    # A 640×360 camera (cx = 319.5, the image centre) is drawn at the 1280×704 bucket. Pixel
+    # centres sit at integers, so the optical axis moves to the new centre (319.5 + 0.5) · 2
+    # − 0.5 = 639.5, as `controls` scales K for the same camera (video.scale_intrinsics).
     rig = tmp_path / "small.yaml"
     rig.write_text("sensors:\n  - {name: front, type: camera, width: 640, height: 360}\n")
     written = write_hdmap_clip(STREET, tmp_path / "o", rig=rig, seconds=0.1, progress=False)
     K = np.array(json.loads(written["poses"].read_text())["frames"][0]["cameras"]["front"]["K"])
-    assert K[0, 2] == pytest.approx(640.5)
-    assert K[1, 2] == pytest.approx((180 + 0.5) * 704 / 360 - 0.5)
+    assert K[0, 2] == pytest.approx(639.5)
+    assert K[1, 2] == pytest.approx(351.5)
     assert K[0, 0] == pytest.approx(K[1, 1] * (2.0 / (704 / 360)))
