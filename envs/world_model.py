@@ -262,9 +262,13 @@ def outcome(result: StepResult, reward_fn: RewardFn | None) -> StepResult:
                 f"{batch * k}; got {type(values).__name__}"
             )
         device = result.frames.device
-        reward, terminated, success = (
-            torch.as_tensor(v, device=device).reshape(batch, k) for v in values
-        )
+        tensors = [torch.as_tensor(v, device=device) for v in values]
+        if any(t.numel() != batch * k for t in tensors):
+            raise WorldModelError(
+                f"reward_fn returned {[list(t.shape) for t in tensors]} for {batch * k} frames; "
+                f"return (reward, terminated, success), each of length N = {batch * k}"
+            )
+        reward, terminated, success = (t.reshape(batch, k) for t in tensors)
         return StepResult(result.frames, reward.float(), terminated.bool(), success.bool())
     if result.reward is None or result.terminated is None:
         raise WorldModelError(

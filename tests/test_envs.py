@@ -448,3 +448,13 @@ def test_model_without_reward_needs_a_reward_function():
     env.reset(seed=0)
     with pytest.raises(WorldModelError, match="reward_fn"):
         env.step(np.zeros(2, np.float32))
+
+
+def test_a_reward_function_of_the_wrong_length_is_named():
+    def one_value(frames):
+        return torch.zeros(1), torch.zeros(1, dtype=torch.bool), torch.zeros(1, dtype=torch.bool)
+
+    env = make_env(model=TinyWorldModel(actions_per_call=3), reward_fn=one_value)
+    env.reset(seed=0)
+    with pytest.raises(WorldModelError, match=r"reward_fn returned .* N = 3"):
+        env.step(np.zeros(2, np.float32))
