@@ -17,6 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
+
 from cosmos_sim.bridges.pybullet import make_scene
 from cosmos_sim.controls import (
     depth_control,
@@ -26,9 +29,6 @@ from cosmos_sim.controls import (
     seg_palette,
     vis_control,
 )
-from rich.console import Console
-from rich.table import Table
-
 from cosmos_sim.video import write_video
 
 
@@ -124,8 +124,8 @@ def main() -> None:
     encode.add_column("MB")
     with tempfile.TemporaryDirectory() as tmp:
         for label, frames, lossless in (
-            ("H.264 yuv420p (rgb/depth/edge/vis)", chunk_rgb, False),
-            ("libx264rgb qp=0 (seg, bit-exact)", chunk_seg, True),
+            ("H.264 yuv420p (rgb, depth, vis)", chunk_rgb, False),
+            ("libx264rgb qp=0 (seg, edge, lidar, hdmap)", chunk_seg, True),
         ):
             path = Path(tmp) / f"{'seg' if lossless else 'rgb'}.mp4"
             start = time.perf_counter()
