@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 
 from cosmos_sim.controls.depth import depth_control, depth_range
-from cosmos_sim.controls.edge import edge_control
+from cosmos_sim.controls.edge import EDGE_PRESETS, edge_control
 from cosmos_sim.controls.hdmap import DynamicState, HDMapScene, compile_scene, render_hdmap
 from cosmos_sim.controls.lidar import lidar_control_clip
 from cosmos_sim.controls.seg import save_palette, seg_control, seg_palette
@@ -52,10 +52,11 @@ from cosmos_sim.controls.spec import (
     TRANSFER25_CONTROLS,
     transfer1_spec,
     transfer25_spec,
+    weights_for,
     write_spec_json,
     write_spec_jsonl,
 )
-from cosmos_sim.controls.vis import vis_control
+from cosmos_sim.controls.vis import VIS_PRESETS, vis_control
 from cosmos_sim.episode import Episode, EpisodeError, ensure_empty_dir, write_json_atomic
 from cosmos_sim.imaging import image_grid, save_png
 from cosmos_sim.types import SpecError
@@ -124,6 +125,12 @@ def write_clips(
                for name in chosen}  # fmt: skip
     if depth_range_m is not None and not 0 < depth_range_m[0] < depth_range_m[1]:
         raise SpecError(f"depth_range_m: need 0 < min < max metres, got {depth_range_m}")
+    # Checked before the output folder exists: a bad option leaves nothing to clean up.
+    for label, preset, known in (("edge_preset", edge_preset, EDGE_PRESETS),
+                                 ("vis_preset", vis_preset, VIS_PRESETS)):  # fmt: skip
+        if preset not in known:
+            raise SpecError(f"{label} {preset!r} is not known; use one of {list(known)}")
+    weights_for(wanted, control_weights)
     source_ticks = resample_indices(len(ticks), episode.fps, COSMOS_FPS)
     out = Path(out)
     created = not out.exists()

@@ -77,7 +77,15 @@ TRANSFER25_CONTROL_FIELDS: dict[str, frozenset[str]] = {
 PRESETS = ("very_low", "low", "medium", "high", "very_high")
 
 
-def _weights(controls: Iterable[str], control_weights: Mapping[str, float] | None) -> dict:
+def weights_for(
+    controls: Iterable[str], control_weights: Mapping[str, float] | None
+) -> dict[str, float]:
+    """Each control's weight (`control_weights` over DEFAULT_CONTROL_WEIGHTS), checked."""
+    for key in control_weights or {}:
+        if key not in TRANSFER1_CONTROLS:  # every control key of either generation
+            raise SpecError(
+                f"control_weights: {key!r} is not a control; use keys of {list(TRANSFER1_CONTROLS)}"
+            )
     weights = {**DEFAULT_CONTROL_WEIGHTS, **(control_weights or {})}
     out = {}
     for key in controls:
@@ -163,7 +171,7 @@ def transfer25_spec(
         spec["max_frames"] = int(max_frames)
     if sigma_max is not None:
         spec["sigma_max"] = str(sigma_max)
-    weights = _weights(controls, control_weights)
+    weights = weights_for(controls, control_weights)
     for key in TRANSFER25_CONTROLS:
         if key not in controls:
             continue
@@ -217,7 +225,7 @@ def transfer1_spec(
         spec["negative_prompt"] = negative_prompt
     if sigma_max is not None:
         spec["sigma_max"] = float(sigma_max)
-    weights = _weights(controls, control_weights)
+    weights = weights_for(controls, control_weights)
     for key in TRANSFER1_CONTROLS:
         if key in controls:
             spec[key] = {

@@ -232,3 +232,19 @@ def test_write_clips_refuses_an_unknown_device(tmp_path):
     episode = synthetic_episode(tmp_path / "ep", ticks=1, lidar=False)
     with pytest.raises(SpecError, match="device"):
         write_clips(episode, tmp_path / "out", device="tpu", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"edge_preset": "ultra"}, "edge_preset 'ultra'"),
+        ({"vis_preset": "ultra"}, "vis_preset 'ultra'"),
+        ({"control_weights": {"depth": 3.0}}, r"control_weights\['depth'\] = 3.0"),
+        ({"control_weights": {"dpth": 0.5}}, r"control_weights: 'dpth' is not a control"),
+    ],
+)
+def test_write_clips_refuses_bad_options_before_writing_anything(tmp_path, option, message):
+    episode = synthetic_episode(tmp_path / "ep", ticks=1, lidar=False)
+    with pytest.raises(SpecError, match=message):
+        write_clips(episode, tmp_path / "out", progress=False, **option)
+    assert not (tmp_path / "out").exists()  # a corrected re-run can use the same folder
