@@ -131,6 +131,8 @@ def write_clips(
         if preset not in known:
             raise SpecError(f"{label} {preset!r} is not known; use one of {list(known)}")
     weights_for(wanted, control_weights)
+    if not prompt:
+        raise SpecError("prompt: give a non-empty prompt for the specs (or keep the default)")
     source_ticks = resample_indices(len(ticks), episode.fps, COSMOS_FPS)
     out = Path(out)
     created = not out.exists()
