@@ -237,6 +237,8 @@ def _choose_cameras(episode: Episode, cameras: Sequence[str] | None) -> list[str
     unknown = [c for c in cameras if c not in episode.cameras]
     if unknown:
         raise SpecError(f"cameras {unknown} are not in the episode; it has {list(episode.cameras)}")
+    if len(set(cameras)) != len(cameras):
+        raise SpecError(f"cameras {list(cameras)}: name each camera once")
     return list(cameras)
 
 

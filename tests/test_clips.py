@@ -242,6 +242,7 @@ def test_write_clips_refuses_an_unknown_device(tmp_path):
         ({"control_weights": {"depth": 3.0}}, r"control_weights\['depth'\] = 3.0"),
         ({"control_weights": {"dpth": 0.5}}, r"control_weights: 'dpth' is not a control"),
         ({"prompt": ""}, "prompt: give a non-empty prompt"),
+        ({"cameras": ["front", "front"]}, "name each camera once"),
     ],
 )
 def test_write_clips_refuses_bad_options_before_writing_anything(tmp_path, option, message):
