@@ -80,7 +80,7 @@ class CameraSpec:
 
     @property
     def intrinsics(self) -> np.ndarray:
-        """3×3 K in pixels (principal point at the image centre when built from fov_deg)."""
+        """3×3 K in pixels; from fov_deg the principal point is (W/2, H/2) and pixels are square."""
         if self.K is not None:
             return np.array(self.K, dtype=np.float64)
         f = 0.5 * self.height / math.tan(math.radians(self.fov_deg) / 2)
