@@ -55,8 +55,10 @@ def run_tool(
     log_path: Path,
     label: str,
     error: type[Exception] = CosmosToolError,
+    echo: bool = True,
 ) -> None:
-    """Run `cmd` in `root`, streaming its output; raise `error` with that output on failure."""
+    """Run `cmd` in `root`, streaming its output to `log_path` (and to the console when
+    `echo`) with a progress bar; raise `error` with that output on failure."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     tail: deque[str] = deque(maxlen=FAILURE_TAIL_LINES)
     bar = tqdm(desc=label, unit="step", total=None)
@@ -75,7 +77,7 @@ def run_tool(
                 bar.total = int(match.group(2))
                 bar.n = int(match.group(1))
                 bar.refresh()
-            elif line.strip():
+            elif echo and line.strip():
                 bar.write(f"[cosmos] {line}")
         code = proc.wait()
     bar.close()

@@ -168,7 +168,10 @@ class Predict25WorldModel:
             *self.setup_args,
         ]
         log = work / "inference.log"
-        run_tool(cmd, self.root, log, f"predict2.5 step {self.calls}", error=Predict25Error)
+        # one tool run per env step: its log goes to the file only, the console gets progress
+        run_tool(
+            cmd, self.root, log, f"predict2.5 step {self.calls}", error=Predict25Error, echo=False
+        )
         lanes = []
         for name in names:
             video_path = outputs / f"{name}_single_chunk.mp4"
