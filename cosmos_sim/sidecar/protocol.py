@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -238,14 +238,7 @@ def _decode_header(
             "header",
             "send a map with keys v, id, method, params, arrays",
         )
-    unknown = set(header) - REQUEST_KEYS
-    if unknown:
-        raise ProtocolError(
-            ErrorCode.BAD_HEADER,
-            f"unknown header key(s) {sorted(unknown)}",
-            f"header.{sorted(unknown)[0]}",
-            f"use only {sorted(REQUEST_KEYS)}",
-        )
+    _refuse_unknown_keys(header, REQUEST_KEYS, ErrorCode.BAD_HEADER, "header")
     version = header.get("v")
     if isinstance(version, bool) or not isinstance(version, int):
         raise ProtocolError(
@@ -372,14 +365,7 @@ def _check_descriptor(desc: Any, where: str, num_frames: int) -> tuple[str, np.d
             where,
             "send a map with name, dtype, shape, frame (and optionally order)",
         )
-    unknown = set(desc) - DESCRIPTOR_KEYS
-    if unknown:
-        raise ProtocolError(
-            ErrorCode.BAD_ARRAY,
-            f"unknown descriptor key(s) {sorted(unknown)}",
-            f"{where}.{sorted(unknown)[0]}",
-            f"use only {sorted(DESCRIPTOR_KEYS)}",
-        )
+    _refuse_unknown_keys(desc, DESCRIPTOR_KEYS, ErrorCode.BAD_ARRAY, where, "descriptor")
     name = desc.get("name")
     if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_LEN:
         raise ProtocolError(
@@ -428,6 +414,19 @@ def _check_descriptor(desc: Any, where: str, num_frames: int) -> tuple[str, np.d
     if dtype.itemsize > 1 and order != "|":
         dtype = dtype.newbyteorder(order)
     return name, dtype, tuple(shape), frame
+
+
+def _refuse_unknown_keys(
+    mapping: Mapping[str, Any], allowed: Set[str], code: str, where: str, what: str = ""
+) -> None:
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        raise ProtocolError(
+            code,
+            f"unknown {what or where} key(s) {unknown}",
+            f"{where}.{unknown[0]}",
+            f"use only {sorted(allowed)}",
+        )
 
 
 def describe_arrays(
