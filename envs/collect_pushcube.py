@@ -150,7 +150,7 @@ def collect(cfg: CollectConfig) -> dict[str, dict[str, float]]:
         if count <= 0:
             continue
         t0 = time.time()
-        bounds = np.linspace(0, count, cfg.workers * 8 + 1).astype(int)
+        bounds = np.linspace(0, count, max(cfg.workers, 1) * 8 + 1).astype(int)
         jobs = [
             (str(out), split, int(a), int(b), cfg.image_size, cfg.max_episode_steps)
             for a, b in zip(bounds[:-1], bounds[1:], strict=True)

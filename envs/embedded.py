@@ -67,6 +67,8 @@ class WorldModelConfig:
     head_channels: int = 48
     goal_radius_m: float = 0.04
     """Only used to document the success threshold the head was trained on."""
+    success_logit_threshold: float = 0.0
+    """Success when the head's logit exceeds this (raise it to trade recall for precision)."""
 
     @property
     def cell_channels(self) -> int:
@@ -225,21 +227,28 @@ class PushCubeWorldModel(nn.Module):
             u = block(u, emb)
         return last_cells + self.den_out(F.silu(self.den_norm(u)))
 
-    def sample(
+    def draw_noise(self, batch: int, generator: torch.Generator | None) -> torch.Tensor:
+        """Standard normal next-frame cells [batch, 48, h, w], drawn on the generator's device
+        (float32, so CPU and GPU generators give the same numbers) in the model's dtype."""
+        cfg = self.config
+        shape = (batch, cfg.cell_channels, cfg.grid, cfg.grid)
+        device = generator.device if generator is not None else self.device
+        noise = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
+        return noise.to(device=self.device, dtype=self.dtype)
+
+    def integrate(
         self,
         ctx_cells: torch.Tensor,
         actions: torch.Tensor,
-        generator: torch.Generator | None = None,
+        noise: torch.Tensor,
         steps: int | None = None,
     ) -> torch.Tensor:
-        """Next-frame cells [B, 48, h, w] by `steps` Euler steps of the rectified flow."""
+        """Next-frame cells [B, 48, h, w]: `steps` Euler steps of the rectified flow from
+        `noise` (deterministic given the noise)."""
         steps = steps or self.config.sampling_steps
         context = self.encode_context(ctx_cells, actions)
-        cell = self.config.cell_channels
-        last = ctx_cells[:, -cell:]
-        device = generator.device if generator is not None else ctx_cells.device
-        noise = torch.randn(last.shape, generator=generator, device=device, dtype=torch.float32)
-        x = noise.to(device=ctx_cells.device, dtype=ctx_cells.dtype)
+        last = ctx_cells[:, -self.config.cell_channels :]
+        x = noise
         for k in range(steps):
             tau = torch.full((x.shape[0],), k / steps, device=x.device)
             x1 = self.denoise(x, tau, last, context)
@@ -248,6 +257,17 @@ class PushCubeWorldModel(nn.Module):
             else:
                 x = x + (x1 - x) / (steps - k)  # Euler step of v = (x1 - x) / (1 - tau)
         return x
+
+    def sample(
+        self,
+        ctx_cells: torch.Tensor,
+        actions: torch.Tensor,
+        generator: torch.Generator | None = None,
+        steps: int | None = None,
+    ) -> torch.Tensor:
+        """Next-frame cells [B, 48, h, w], noise drawn from `generator`."""
+        noise = self.draw_noise(ctx_cells.shape[0], generator).to(ctx_cells.dtype)
+        return self.integrate(ctx_cells, actions, noise, steps)
 
     def heads(self, cells: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(distances [B, 2] in metres: pusher->cube, cube->goal; success logit [B])."""
@@ -290,20 +310,33 @@ class PushCubeWorldModel(nn.Module):
                 f"{list(actions.shape)}"
             )
         actions = actions.clamp(-1.0, 1.0)
-        ctx = self.to_cells(state.frames)
         all_actions = torch.cat([state.actions.to(self.device), actions], dim=1)
-        cells = self.sample(ctx, all_actions, generator)
-        distances, logit = self.heads(cells)
-        success = logit > 0
-        frame = self.to_frames(cells)
+        noise = self.draw_noise(state.batch_size, generator)
+        frame, reward, success = self._predict(state.frames, all_actions, noise)
         frames, acts = push_context(state.frames, state.actions, frame[:, None], actions)
         result = StepResult(
             frames=frame[:, None],
-            reward=self.reward_from(distances, success)[:, None],
+            reward=reward[:, None],
             terminated=success[:, None],
             success=success[:, None],
         )
         return WorldState(frames=frames, actions=acts), result
+
+    def _predict(
+        self, frames: torch.Tensor, all_actions: torch.Tensor, noise: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(next frame uint8, reward, success) from context frames, actions and noise."""
+        cells = self.integrate(self.to_cells(frames), all_actions, noise)
+        distances, logit = self.heads(cells)
+        success = logit > self.config.success_logit_threshold
+        return self.to_frames(cells), self.reward_from(distances, success), success
+
+    def compile_step(self, **kwargs: Any) -> PushCubeWorldModel:
+        """Run the per-step computation through `torch.compile` (fuses norms and activations;
+        on an H100 at batch 1024 in bfloat16 it gave +13 % env steps/s). Static shapes by
+        default: each batch size compiles once, on its first step."""
+        self._predict = torch.compile(self._predict, **{"dynamic": False, **kwargs})
+        return self
 
     # -- weights ---------------------------------------------------------------------------------
     def save(self, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
@@ -317,9 +350,13 @@ class PushCubeWorldModel(nn.Module):
 
     @classmethod
     def load(
-        cls, path: str | Path | None = None, device: str | torch.device = "cpu"
+        cls,
+        path: str | Path | None = None,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
     ) -> PushCubeWorldModel:
-        """Weights from a safetensors file (default: the shipped ones), in eval mode."""
+        """Weights from a safetensors file (default: the shipped ones), in eval mode, on
+        `device` in `dtype` (bfloat16 roughly doubles GPU throughput; frames stay uint8)."""
         from safetensors import safe_open
         from safetensors.torch import load_file
 
@@ -337,7 +374,7 @@ class PushCubeWorldModel(nn.Module):
         model = cls(WorldModelConfig(**raw))
         model.load_state_dict(load_file(str(path)))
         model.metadata = meta
-        return model.to(device).eval()
+        return model.to(device=device, dtype=dtype).eval()
 
 
 def shipped_start_frames() -> np.ndarray:
@@ -348,18 +385,28 @@ def shipped_start_frames() -> np.ndarray:
 
 def make_learned_pushcube(
     device: str | torch.device = "cpu",
+    dtype: torch.dtype | str = torch.float32,
     weights: str | Path | None = None,
+    compile: bool = False,
     **kwargs: Any,
 ) -> Any:
     """`gymnasium.make("cosmos_sim/LearnedPushCube-v0")`: the shipped model as a LearnedEnv.
 
-    Resets start from real first frames of held-out PushCube-v0 episodes (shipped beside the
-    weights) unless `start_frames`/`episodes` are given or `reset(options={"frames": ...})`.
-    Other keyword arguments go to `LearnedEnv`.
+    `device` and `dtype` place the model (e.g. "cuda", "bfloat16"); `compile=True` runs its
+    step through `torch.compile` (GPU, large batches). Resets start from real
+    first frames of held-out PushCube-v0 episodes (shipped beside the weights) unless
+    `start_frames` / `episodes` are given, or from `reset(options={"frames": ...})`. Other
+    keyword arguments go to `LearnedEnv`.
     """
     from cosmos_sim.envs.learned import LearnedEnv
 
-    model = PushCubeWorldModel.load(weights, device=device)
+    if isinstance(dtype, str):
+        if not isinstance(getattr(torch, dtype, None), torch.dtype):
+            raise WorldModelError(f"dtype {dtype!r} is not a torch dtype; use e.g. 'bfloat16'")
+        dtype = getattr(torch, dtype)
+    model = PushCubeWorldModel.load(weights, device=device, dtype=dtype)
+    if compile:
+        model.compile_step()
     if kwargs.get("start_frames") is None and kwargs.get("episodes") is None:
         kwargs["start_frames"] = shipped_start_frames()[:, None]
     kwargs.setdefault("max_episode_steps", 60)
@@ -374,8 +421,9 @@ def demo_rollout(
     Runs the scripted policy in the real env from `reset(seed=seed)`, replays its actions in
     LearnedPushCube-v0 started from the same first frame, and branches `futures` futures
     from the learned env's state after a quarter of the rollout. Writes
-    `real_vs_learned.png` / `.mp4` (top row real, bottom row learned) and
-    `multiverse.png` / `.mp4` (futures × time; the real frames first).
+    `real_vs_learned.png` / `.mp4` (top row real, bottom row learned), `multiverse.png`
+    (the real frames, then one row per future), `futures.png` and `multiverse.mp4` (the
+    futures tiled side by side).
     """
     from cosmos_sim.envs.learned import LearnedEnv
     from cosmos_sim.envs.multiverse import rollout, write_multiverse
@@ -413,7 +461,7 @@ def demo_rollout(
     columns = np.unique(np.linspace(0, len(real_arr) - 1, 12).round().astype(int))
     sheet = image_grid(
         [[real_arr[c] for c in columns], [learned_arr[c] for c in columns]],
-        row_labels=["real PushCube-v0", "LearnedPushCube-v0"],
+        row_labels=["real", "learned"],
         col_labels=[f"t={c}" for c in columns],
         cell_width=96,
     )
@@ -424,7 +472,17 @@ def demo_rollout(
         "real_vs_learned_mp4": write_video(out / "real_vs_learned.mp4", video, fps=10),
     }
     assert multiverse is not None
-    grid = np.concatenate([real_arr[None, branch_at:], multiverse], axis=0)
-    written = write_multiverse(grid, out / "multiverse.png", out / "multiverse.mp4", fps=10)
-    paths["multiverse_png"], paths["multiverse_mp4"] = written["png"], written["mp4"]
+    written = write_multiverse(multiverse, out / "futures.png", out / "multiverse.mp4", fps=10)
+    real_tail = real_arr[branch_at:]
+    columns = np.unique(np.linspace(0, len(real_tail) - 1, 12).round().astype(int))
+    paths["multiverse_png"] = save_png(
+        out / "multiverse.png",
+        image_grid(
+            [[real_tail[c] for c in columns]] + [[f[c] for c in columns] for f in multiverse],
+            row_labels=["real"] + [f"future {i}" for i in range(len(multiverse))],
+            col_labels=[f"t={branch_at + c}" for c in columns],
+            cell_width=96,
+        ),
+    )
+    paths["futures_png"], paths["multiverse_mp4"] = written["png"], written["mp4"]
     return paths
