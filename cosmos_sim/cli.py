@@ -245,6 +245,9 @@ def serve(
             "cosmos_sim/LearnedPushCube-v0 and cosmos_sim/PushCube-v0."
         ),
     ] = None,
+    device: Annotated[
+        str, typer.Option(help="Controls: auto (GPU kernels when CUDA is visible), cpu or cuda.")
+    ] = "auto",
 ) -> None:
     """Run the ZeroMQ sidecar (PROTOCOL.md) until SIGINT/SIGTERM or a `shutdown` request."""
     import json
@@ -277,6 +280,7 @@ def serve(
             transfer_options=options,
             job_workers=job_workers,
             env_ids=env_id,
+            device=device,
         )
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: server.request_stop())
@@ -437,6 +441,18 @@ def transfer(
     steps: Annotated[int | None, typer.Option(help="Denoising steps (Cosmos: 35).")] = None,
 ) -> None:
     """Run a transfer backend on every clip: OUT/<camera>/output.mp4 + OUT/transfer.json."""
+    given = {"--model": model, "--controlnet": controlnet, "--controlnet-model": controlnet_model,
+             "--cosmos-root": cosmos_root, "--steps": steps}  # fmt: skip
+    stray = [flag for flag, value in given.items() if value is not None]
+    stray = [flag for flag in stray if flag not in _TRANSFER_FLAGS.get(backend, given)]
+    if stray:
+        typer.secho(
+            f"error: {', '.join(stray)} does not apply to --backend {backend}; drop it or "
+            "pick the backend that uses it (diffusers: --model/--controlnet/--controlnet-model/"
+            "--steps; cosmos-cli: --cosmos-root/--controlnet/--steps)",
+            fg="red", err=True,
+        )  # fmt: skip
+        raise typer.Exit(code=2)
     options: dict[str, Any] = {}
     if backend == "diffusers":
         options = {"model": model, "device": device, "dtype": dtype, "controlnet": controlnet,
@@ -459,6 +475,14 @@ def transfer(
         )
     _say("transfer output", path)
     _say("manifest", path / "transfer.json")
+
+
+_TRANSFER_FLAGS = {
+    "appearance": (),
+    "diffusers": ("--model", "--controlnet", "--controlnet-model", "--steps"),
+    "cosmos-cli": ("--cosmos-root", "--controlnet", "--steps"),
+}
+"""The backend-specific options each transfer backend takes; others are refused, not ignored."""
 
 
 @contextmanager

@@ -131,3 +131,12 @@ def test_demo_refuses_a_non_empty_folder(tmp_path):
     result = runner.invoke(app, ["demo", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "not empty" in result.output
     assert (tmp_path / "old.txt").read_text() == "keep"
+
+
+def test_transfer_refuses_options_its_backend_would_ignore(tmp_path):
+    result = runner.invoke(
+        app, ["transfer", str(tmp_path), "--out", str(tmp_path / "o"), "--model", "/m"]
+    )
+    assert result.exit_code == 2
+    assert "--model does not apply to --backend appearance" in result.output
+    assert not (tmp_path / "o").exists()
