@@ -177,28 +177,32 @@ def demo(
 ) -> None:
     """The main job on embedded defaults, no GPU and no download: capture a PyBullet tabletop
     run, write Cosmos control videos and specs, restyle it with the embedded appearance
-    backend (classical appearance randomisation, not Cosmos), and export a labelled dataset.
+    backend (classical appearance randomisation, not Cosmos), export a labelled dataset, and
+    roll out the embedded world model (ours, not Cosmos) beside the real PushCube env.
     """
     out = out or _default_demo_dir()
     with user_errors():
         from cosmos_sim.dataset import write_dataset
+        from cosmos_sim.envs.embedded import demo_rollout
         from cosmos_sim.episode import ensure_empty_dir
         from cosmos_sim.transfer import run_transfer
 
         ensure_empty_dir(out, "demo folder")
         episode, clips = out / "episode", out / "clips"
-        transfer, dataset = out / "transfer", out / "dataset"
-        typer.secho("[1/4] capture: PyBullet tabletop", bold=True)
+        transfer, dataset, learned = out / "transfer", out / "dataset", out / "learned_env"
+        typer.secho("[1/5] capture: PyBullet tabletop", bold=True)
         _capture(
             episode, sim="pybullet", scene="tabletop", seconds=seconds, seed=seed,
             width=1280, height=704, renderer="auto",
         )  # fmt: skip
-        typer.secho("[2/4] controls: Cosmos Transfer control videos and specs", bold=True)
+        typer.secho("[2/5] controls: Cosmos Transfer control videos and specs", bold=True)
         _controls(episode, clips, modalities=None, prompt=None, seed=seed, device="auto")
-        typer.secho("[3/4] transfer: embedded appearance backend (not Cosmos)", bold=True)
+        typer.secho("[3/5] transfer: embedded appearance backend (not Cosmos)", bold=True)
         run_transfer(clips, transfer, backend="appearance", seed=seed)
-        typer.secho("[4/4] dataset: output frames with the episode's labels", bold=True)
+        typer.secho("[4/5] dataset: output frames with the episode's labels", bold=True)
         write_dataset(episode, transfer, dataset)
+        typer.secho("[5/5] learned env: embedded world model (ours) vs real PushCube", bold=True)
+        rollout = demo_rollout(learned, seed=seed)
     typer.secho("cosmos-sim demo finished:", fg=typer.colors.GREEN)
     _say("episode", episode)
     _say("control clips", clips)
@@ -210,6 +214,8 @@ def demo(
     _say("dataset (COCO)", dataset / "annotations.json")
     for sheet in sorted(dataset.glob("overlay_*.png")):
         _say("overlay sheet", sheet)
+    for path in sorted(rollout.values()):
+        _say("learned env", path)
 
 
 @app.command()
