@@ -41,11 +41,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from cosmos_sim.controls.depth import depth_control, depth_range
-from cosmos_sim.controls.edge import EDGE_PRESETS, edge_control
-from cosmos_sim.controls.hdmap import DynamicState, HDMapScene, compile_scene, render_hdmap
-from cosmos_sim.controls.lidar import lidar_control_clip
-from cosmos_sim.controls.seg import save_palette, seg_control, seg_palette
+from cosmos_sim.controls.backend import control_backend
+from cosmos_sim.controls.depth import depth_range
+from cosmos_sim.controls.edge import EDGE_PRESETS
+from cosmos_sim.controls.hdmap import DynamicState, HDMapScene, compile_scene
+from cosmos_sim.controls.seg import save_palette, seg_palette
 from cosmos_sim.controls.spec import (
     DEFAULT_PROMPT,
     TRANSFER1_CONTROLS,
@@ -56,7 +56,7 @@ from cosmos_sim.controls.spec import (
     write_spec_json,
     write_spec_jsonl,
 )
-from cosmos_sim.controls.vis import VIS_PRESETS, vis_control
+from cosmos_sim.controls.vis import VIS_PRESETS
 from cosmos_sim.episode import Episode, EpisodeError, ensure_empty_dir, write_json_atomic
 from cosmos_sim.imaging import image_grid, save_png
 from cosmos_sim.types import SpecError
@@ -105,14 +105,14 @@ def write_clips(
     `modalities=None` means all of MODALITIES that the episode supports (see module doc).
     `seed` seeds the seg palette and is the generation seed written into both specs.
     `depth_range_m` fixes the depth control's (min_m, max_m); by default each camera's clip
-    sets its own. `device` is "auto", "cpu" or "cuda": depth, seg, edge and vis run on the
-    GPU (`cosmos_sim.kernels`) for "cuda", and for "auto" when CUDA is visible; otherwise the
-    numpy/OpenCV functions run on the CPU. `xodr` is the OpenDRIVE map for the hdmap
-    control (default: the episode's own `map.xodr`); `hdmap_version` is its colour version,
-    "v3" (Transfer 2.5) or "v1" (Transfer 1).
+    sets its own. `device` is "auto", "cpu" or "cuda" (`controls.backend.control_backend`):
+    every control runs on the GPU (`cosmos_sim.kernels`) for "cuda", and for "auto" when CUDA
+    is visible; otherwise the numpy/OpenCV functions run on the CPU. `xodr` is the OpenDRIVE
+    map for the hdmap control (default: the episode's own `map.xodr`); `hdmap_version` is its
+    colour version, "v3" (Transfer 2.5) or "v1" (Transfer 1).
     """
     episode = Episode(episode_path)
-    backend = _control_backend(device)
+    backend = control_backend(device)
     ticks = episode.tick_paths()
     if not ticks:
         raise EpisodeError(f"{episode.path} has no ticks; record at least one before `controls`")
@@ -210,23 +210,6 @@ def write_clips(
         "source_ticks": source_ticks,
         "notes": notes,
     }
-
-
-def _control_backend(device: str) -> dict[str, Callable[..., np.ndarray]]:
-    cpu = {"depth": depth_control, "seg": seg_control, "edge": edge_control, "vis": vis_control}
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise SpecError(f"device={device!r} is not known; use 'auto', 'cpu' or 'cuda'")
-    if device == "cpu":
-        return cpu
-    from cosmos_sim.kernels import available_device  # torch: imported only off the CPU path
-    from cosmos_sim.kernels.clip_backend import clip_backend
-
-    if device == "auto" and available_device() == "cpu":
-        return cpu
-    try:
-        return clip_backend(device)  # same signatures, device kernels (kernels/)
-    except ValueError as exc:  # "cuda" asked for where none is visible
-        raise SpecError(str(exc)) from exc
 
 
 def _choose_cameras(episode: Episode, cameras: Sequence[str] | None) -> list[str]:
@@ -397,16 +380,16 @@ def _write_camera(
             ])  # fmt: skip
         elif modality == "lidar":
             w, h = size
-            controls[modality] = lidar_control_clip(
+            controls[modality] = backend["lidar"](
                 data["sweeps"], [data["K"][t] for t in unique], [data["pose"][t] for t in unique],
                 h, w, ticks=unique,
             )  # fmt: skip
         elif modality == "hdmap" and hdmap_scene is not None:
             w, h = size
-            controls[modality] = np.stack([
-                render_hdmap(hdmap_scene, data["K"][t], data["pose"][t], w, h, data["dynamic"][t])
-                for t in unique
-            ])  # fmt: skip
+            controls[modality] = backend["hdmap"](
+                hdmap_scene, [data["K"][t] for t in unique], [data["pose"][t] for t in unique],
+                w, h, [data["dynamic"][t] for t in unique],
+            )  # fmt: skip
         bar.update(1)
     bar.set_postfix_str("encode")
     result["videos"]["rgb"] = write_video(cam_out / "rgb.mp4", rgb[expand], COSMOS_FPS)

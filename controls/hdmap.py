@@ -443,6 +443,31 @@ def render_hdmap(
     return out
 
 
+def render_hdmap_clip(
+    scene: HDMapScene,
+    Ks: Sequence[np.ndarray],
+    cam_to_worlds: Sequence[np.ndarray],
+    width: int,
+    height: int,
+    dynamics: Sequence[DynamicState | None] | None = None,
+    *,
+    near_m: float = 0.3,
+) -> np.ndarray:
+    """T×H×W×3 uint8: `render_hdmap` for each of T cameras (Ks[i], cam_to_worlds[i]) with
+    dynamics[i]; the signature of the device version (`cosmos_sim.kernels.clip_backend`)."""
+    if not len(Ks) == len(cam_to_worlds) or (dynamics is not None and len(dynamics) != len(Ks)):
+        count = "no" if dynamics is None else len(dynamics)
+        raise SpecError(
+            f"hdmap: got {len(Ks)} K, {len(cam_to_worlds)} poses and {count} dynamic "
+            "states; give one of each per output frame"
+        )
+    return np.stack([
+        render_hdmap(scene, K, pose, width, height, None if dynamics is None else dynamics[i],
+                     near_m=near_m)
+        for i, (K, pose) in enumerate(zip(Ks, cam_to_worlds, strict=True))
+    ])  # fmt: skip
+
+
 def _clip_segments(
     a: np.ndarray, b: np.ndarray, near: float, far: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -107,20 +107,9 @@ def lidar_control_clip(
     `Ks[j]`, `cam_to_worlds[j]`; it accumulates the sweep at or before that tick and
     `sweeps_each_side` sweeps on each side of it.
     """
-    fired = [i for i, s in enumerate(sweeps) if s is not None]
-    if not fired:
-        raise SpecError("lidar: the clip has no LiDAR sweeps; record a LidarSpec in the rig")
-    ticks = list(range(len(sweeps))) if ticks is None else list(ticks)
-    if not len(ticks) == len(Ks) == len(cam_to_worlds):
-        raise SpecError(
-            f"lidar: got {len(ticks)} ticks, {len(Ks)} K and {len(cam_to_worlds)} "
-            "poses; give one K and one pose per output frame"
-        )
-    fired_arr = np.asarray(fired)
+    windows = clip_windows(sweeps, Ks, cam_to_worlds, ticks, sweeps_each_side)
     frames = []
-    for tick, K, pose in zip(ticks, Ks, cam_to_worlds, strict=True):
-        at = max(int(np.searchsorted(fired_arr, tick, side="right")) - 1, 0)
-        window = fired[max(at - sweeps_each_side, 0) : at + sweeps_each_side + 1]
+    for window, K, pose in zip(windows, Ks, cam_to_worlds, strict=True):
         frames.append(
             lidar_control(
                 [sweeps[i] for i in window],
@@ -134,6 +123,35 @@ def lidar_control_clip(
             )
         )
     return np.stack(frames)
+
+
+def clip_windows(
+    sweeps: Sequence[np.ndarray | None],
+    Ks: Sequence[np.ndarray],
+    cam_to_worlds: Sequence[np.ndarray],
+    ticks: Sequence[int] | None = None,
+    sweeps_each_side: int = 2,
+) -> list[list[int]]:
+    """The sweep indices each output frame of `lidar_control_clip` accumulates (checked).
+
+    Shared with the device version (`cosmos_sim.kernels.clip_backend`), so both pick the
+    same sweeps.
+    """
+    fired = [i for i, s in enumerate(sweeps) if s is not None]
+    if not fired:
+        raise SpecError("lidar: the clip has no LiDAR sweeps; record a LidarSpec in the rig")
+    ticks = list(range(len(sweeps))) if ticks is None else list(ticks)
+    if not len(ticks) == len(Ks) == len(cam_to_worlds):
+        raise SpecError(
+            f"lidar: got {len(ticks)} ticks, {len(Ks)} K and {len(cam_to_worlds)} "
+            "poses; give one K and one pose per output frame"
+        )
+    fired_arr = np.asarray(fired)
+    windows = []
+    for tick in ticks:
+        at = max(int(np.searchsorted(fired_arr, tick, side="right")) - 1, 0)
+        windows.append(fired[max(at - sweeps_each_side, 0) : at + sweeps_each_side + 1])
+    return windows
 
 
 def _stack_points(points_world_sweeps: Sequence[np.ndarray]) -> np.ndarray:

@@ -261,14 +261,14 @@ def test_available_device_and_resolve():
 
 
 def test_write_clips_dispatch_picks_the_device_kernels():
-    from cosmos_sim.controls import clips
+    from cosmos_sim.controls.backend import control_backend
 
-    assert clips._control_backend("cpu")["edge"] is cpu.edge_control
-    auto = clips._control_backend("auto")
+    assert control_backend("cpu")["edge"] is cpu.edge_control
+    auto = control_backend("auto")
     if dev.available_device() == "cpu":
         assert auto["edge"] is cpu.edge_control
         with pytest.raises(SpecError, match="cuda"):
-            clips._control_backend("cuda")
+            control_backend("cuda")
     else:
         assert auto["edge"] is not cpu.edge_control
         frames = natural_frames(1, 48, 64)

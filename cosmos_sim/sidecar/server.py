@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from cosmos_sim.controls.backend import check_device, control_backend
 from cosmos_sim.episode import EpisodeError
 from cosmos_sim.sidecar.protocol import (
     PROTOCOL_VERSION,
@@ -189,8 +190,9 @@ class Server:
     `bind` is ipc or loopback TCP unless `curve_keys` (a `cosmos-sim keygen` folder) is
     given; `workers` threads run the slower methods; episode, clips and map paths are
     relative to `data_dir`; transfer jobs use `transfer_backend` with `transfer_options`
-    on `job_workers` threads; `env_make` serves only `env_ids`; `methods` replaces the
-    method table (tests add methods this way).
+    on `job_workers` threads; `env_make` serves only `env_ids`; `controls` runs on `device`
+    ("auto": the GPU kernels when CUDA is visible, "cpu" or "cuda", as `cosmos-sim controls
+    --device`); `methods` replaces the method table (tests add methods this way).
     """
 
     def __init__(
@@ -207,6 +209,7 @@ class Server:
         transfer_options: Mapping[str, Any] | None = None,
         job_workers: int = 1,
         env_ids: Sequence[str] | None = None,
+        device: str = "auto",
         methods: Mapping[str, Method] | None = None,
     ) -> None:
         if workers < 1:
@@ -226,6 +229,11 @@ class Server:
         self.transfer_options = dict(transfer_options or {})
         self.job_workers = job_workers
         self.env_ids = tuple(DEFAULT_ENV_IDS if env_ids is None else env_ids)
+        self.device = check_device(device)
+        # An explicit GPU is checked now (a clear error at start, not at the first request);
+        # "auto" waits for the first controls call, so a server that never makes controls
+        # never imports torch.
+        self._control_backend = None if device in ("auto", "cpu") else control_backend(device)
         self.stats = Stats()
         self.sessions: dict[bytes, Session] = {}
         self.jobs = None  # set by the transfer methods on first use
@@ -267,6 +275,13 @@ class Server:
         self._replies.bind(self._replies_endpoint)
 
     # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def control_backend(self) -> dict[str, Callable[..., Any]]:
+        """The control functions for `device` (`cosmos_sim.controls.backend`), made once."""
+        if self._control_backend is None:
+            self._control_backend = control_backend(self.device)
+        return self._control_backend
 
     def start(self) -> Server:
         """Serve on a background thread; returns self (use as a context manager)."""

@@ -1,22 +1,19 @@
-"""Frames in, Cosmos control frames out, per tick: the functions of cosmos_sim.controls."""
+"""Frames in, Cosmos control frames out, per tick: the functions of cosmos_sim.controls.
+
+They run where the server's `device` puts them (`Server(device=...)`, `cosmos-sim serve
+--device`): the numpy/OpenCV functions, or the GPU kernels (`cosmos_sim.kernels`) with the
+same outputs within the kernels' parity tolerances; both come from
+`cosmos_sim.controls.backend.control_backend`, as in `write_clips`.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
-from cosmos_sim.controls import (
-    EDGE_PRESETS,
-    VIS_PRESETS,
-    depth_control,
-    depth_range,
-    edge_control,
-    lidar_control,
-    seg_control,
-    seg_palette,
-    vis_control,
-)
+from cosmos_sim.controls import EDGE_PRESETS, VIS_PRESETS, depth_range, seg_palette
 from cosmos_sim.controls.lidar import LIDAR_DILATE_PX, LIDAR_MAX_M, LIDAR_MIN_M
 from cosmos_sim.sidecar.protocol import ErrorCode, ProtocolError
 from cosmos_sim.sidecar.schema import ArraySpec, Call, Method, Param, Result
@@ -45,6 +42,7 @@ def controls(call: Call) -> Result:
                     f"send {name} ({CONTROLS_ARRAYS[name].doc}) or drop "
                     f"{modality!r} from params.modalities",
                 )
+    backend = call.server.control_backend
     out: dict[str, np.ndarray] = {}
     result: dict = {"timings_ms": {}}
     for modality in dict.fromkeys(p["modalities"]):
@@ -54,39 +52,41 @@ def controls(call: Call) -> Result:
             if lo is None or hi is None:
                 auto_lo, auto_hi = depth_range(arrays["depth_m"])
                 lo, hi = auto_lo if lo is None else lo, auto_hi if hi is None else hi
-            out["depth"] = depth_control(arrays["depth_m"], min_m=lo, max_m=hi)
+            out["depth"] = backend["depth"](arrays["depth_m"], min_m=lo, max_m=hi)
             result["depth_range_m"] = [lo, hi]
         elif modality == "seg":
             ids = arrays["instance_id"]
             palette = seg_palette(np.unique(ids), p["seg_seed"])
-            out["seg"] = seg_control(ids, palette)
+            out["seg"] = backend["seg"](ids, palette)
             result["seg_palette"] = {str(k): list(v) for k, v in palette.items()}
         elif modality == "edge":
-            out["edge"] = edge_control(arrays["rgb"], p["edge_preset"])
+            out["edge"] = backend["edge"](arrays["rgb"], p["edge_preset"])
         elif modality == "vis":
-            out["vis"] = vis_control(arrays["rgb"], p["vis_preset"])
+            out["vis"] = backend["vis"](arrays["rgb"], p["vis_preset"])
         elif modality == "lidar":
             K, cam_to_world = _matrix(p, "K", (3, 3)), _matrix(p, "cam_to_world", (4, 4))
             height, width = _image_size(call, "lidar")
-            out["lidar"] = lidar_control(
+            # A clip of one frame with its one sweep: lidar_control([points], K, pose, ...).
+            out["lidar"] = backend["lidar"](
                 [arrays["points_world"]],
-                K,
-                cam_to_world,
+                [K],
+                [cam_to_world],
                 height,
                 width,
+                sweeps_each_side=0,
                 max_m=p["lidar_max_m"],
                 min_m=p["lidar_min_m"],
                 dilate_px=p["lidar_dilate_px"],
-            )
+            )[0]
         elif modality == "hdmap":
-            out["hdmap"] = _hdmap(call)
+            out["hdmap"] = _hdmap(call, backend["hdmap"])
         result["timings_ms"][modality] = (time.perf_counter() - start) * 1e3
     result["modalities"] = list(out)
     return result, out
 
 
-def _hdmap(call: Call) -> np.ndarray:
-    from cosmos_sim.controls.hdmap import DynamicState, render_hdmap
+def _hdmap(call: Call, render: Callable[..., np.ndarray]) -> np.ndarray:
+    from cosmos_sim.controls.hdmap import DynamicState
 
     p = call.params
     if p["hdmap"] is None:
@@ -105,7 +105,7 @@ def _hdmap(call: Call) -> np.ndarray:
         ],
         light_states={str(k): str(v) for k, v in p["light_states"].items()},
     )
-    return render_hdmap(scene, K, cam_to_world, width, height, dynamic)
+    return render(scene, [K], [cam_to_world], width, height, [dynamic])[0]
 
 
 def _image_size(call: Call, modality: str) -> tuple[int, int]:
