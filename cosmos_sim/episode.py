@@ -229,6 +229,7 @@ class Episode:
         self.cameras = {c["name"]: CameraSpec.from_dict(c) for c in self.manifest["cameras"]}
         self.lidars = {s["name"]: LidarSpec.from_dict(s) for s in self.manifest["lidars"]}
         self.class_names = {int(k): v for k, v in self.manifest.get("class_names", {}).items()}
+        self._listing: list[Path] | None = None
 
     @classmethod
     def open(cls, path: str | Path) -> Episode:
@@ -266,10 +267,7 @@ class Episode:
         return self.ticks()
 
     def ticks(self, indices: Iterable[int] | None = None) -> Iterator[Tick]:
-        """Load ticks (all of them, or those at `indices`) from one listing of the folder.
-
-        `episode[i]` lists the folder on every call; reading many ticks goes through here.
-        """
+        """Load ticks (all of them, or those at `indices`) from one listing of the folder."""
         paths = self.tick_paths()
         for index in range(len(paths)) if indices is None else indices:
             if not 0 <= index < len(paths):
@@ -277,7 +275,11 @@ class Episode:
             yield self._load(paths[index])
 
     def __getitem__(self, index: int) -> Tick:
-        paths = self.tick_paths()
+        # Ticks are only ever added, so a listing that already holds `index` stays valid;
+        # re-list only when it does not (or for negative indices, which count from the end).
+        paths = self._listing
+        if paths is None or index < 0 or index >= len(paths):
+            paths = self._listing = self.tick_paths()
         if not -len(paths) <= index < len(paths):
             raise IndexError(f"tick {index} out of range: episode has {len(paths)} ticks")
         return self._load(paths[index])

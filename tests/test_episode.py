@@ -81,8 +81,10 @@ def test_reader_opens_an_episode_while_it_is_written(tmp_path):
     episode = Episode(tmp_path / "ep")
     assert not episode.complete
     assert len(episode) == 2
+    assert episode[1].index == 1
     writer.append(_frames(2))
     assert len(episode) == 3
+    assert episode[2].index == 2 and episode[-1].index == 2  # a tick added after a read
     writer.close()
     assert Episode(tmp_path / "ep").complete
 
