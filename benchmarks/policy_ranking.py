@@ -10,6 +10,11 @@ prints success rates with bootstrap CIs, Pearson, Spearman and MMRV and writes a
 plot and report.json.
 
     python benchmarks/policy_ranking.py --episodes 100 --out runs/policy_ranking
+
+On a machine without PyBullet (a GPU box), `--real-report` reuses the real env's
+per-episode results of an earlier run (same policies, episodes and seed: the real env is
+deterministic given the seed) and `--starts` its first frames (written by `--save-starts`
+on a machine with PyBullet), and runs only the learned env.
 """
 
 from __future__ import annotations
@@ -68,6 +73,70 @@ def train_ppo(out: Path, checkpoints: list[int], seed: int = 0) -> list[Path]:
     return sorted(out.glob("ppo_*k.zip"), key=lambda p: int(p.stem[4:-1]))
 
 
+def save_starts(path: str, episodes: int, seed: int) -> None:
+    from cosmos_sim.envs.policy_eval import first_frames
+    from cosmos_sim.envs.pushcube import PushCubeEnv
+
+    env = PushCubeEnv()
+    np.savez_compressed(path, frames=first_frames(env, episodes, seed), seed=seed)
+    env.close()
+    print(f"[starts] {episodes} first frames from reset(seed={seed} + k) -> {path}")
+
+
+def learned_only(policies: list, args: argparse.Namespace, learned_kwargs: dict) -> None:
+    """The learned env's side only, against the real side of `args.real_report`."""
+    import gymnasium
+
+    import cosmos_sim.envs  # noqa: F401  (registers the ids)
+    from cosmos_sim.envs.policy_eval import compare, run_episodes
+
+    earlier = json.loads(Path(args.real_report).read_text())
+    if (earlier["episodes"], earlier["seed"]) != (args.episodes, args.seed):
+        raise SystemExit(
+            f"--real-report has episodes={earlier['episodes']} seed={earlier['seed']}; pass "
+            "the same --episodes and --seed"
+        )
+    real = {e["name"]: np.asarray(e["real"]["success"], float) for e in earlier["policies"]}
+    missing = [p.name for p in policies if p.name not in real]
+    if missing:
+        raise SystemExit(f"--real-report has no real results for {missing}")
+    with np.load(args.starts) as data:
+        starts = data["frames"]
+    env = gymnasium.make("cosmos_sim/LearnedPushCube-v0", **learned_kwargs)
+    t0 = time.time()
+    learned = {}
+    for policy in policies:
+        runs = run_episodes(
+            env,
+            policy,
+            args.episodes,
+            seed=args.seed,
+            starts=starts,
+            max_steps=60,
+            num_envs=args.num_envs,
+        )
+        learned[policy.name] = runs.success.astype(float)
+    env.close()
+    print(
+        f"{len(policies)} policies x {args.episodes} learned episodes in {time.time() - t0:.0f} s"
+    )
+    names = [p.name for p in policies]
+    for name in names:
+        print(f"{name:<20} real {real[name].mean():.2f}   learned {learned[name].mean():.2f}")
+    metrics = compare(
+        [real[n] for n in names],
+        [learned[n] for n in names],
+        np.random.default_rng(args.seed),
+        1000,
+        0.95,
+    )
+    print(json.dumps({"success_rate": metrics}, default=str))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"real_report": args.real_report, "learned": {n: learned[n].tolist() for n in names}}
+    (out / "learned_only.json").write_text(json.dumps({**report, "metrics": metrics}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--episodes", type=int, default=100)
@@ -79,7 +148,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--weights", default=None, help="safetensors (default: shipped)")
     parser.add_argument("--out", default="runs/policy_ranking")
+    parser.add_argument("--real-report", default=None, help="reuse this report's real results")
+    parser.add_argument("--starts", default=None, help="npz of paired first frames")
+    parser.add_argument("--save-starts", default=None, help="write the paired first frames")
     args = parser.parse_args()
+    if args.save_starts:
+        save_starts(args.save_starts, args.episodes, args.seed)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -99,6 +174,9 @@ def main() -> None:
     learned_kwargs = {"device": args.device}
     if args.weights:
         learned_kwargs["weights"] = args.weights
+    if args.real_report:
+        learned_only(policies, args, learned_kwargs)
+        return
     t0 = time.time()
     report = evaluate_policies(
         policies,

@@ -56,7 +56,10 @@ class Args:
     """Extra loss weight on cells that change between the last and the next frame."""
     head_weight: float = 1.0
     rollout_fraction: float = 0.25
-    """Share of each batch whose last context frame is the model's own prediction."""
+    """Share of each batch whose last context frames are the model's own predictions."""
+    rollout_steps: int = 1
+    """Those frames come from EMA rollouts of 1..rollout_steps steps (cycled over training
+    steps) from the real frames before them, so training sees multi-step drift."""
     context_noise: float = 0.02
     # logging / eval
     log_every: int = 250
@@ -267,20 +270,27 @@ def main(args: Args) -> dict:
         with autocast:
             ctx_cells = model.to_cells(frames)
             cell = config.cell_channels
-            # Self-conditioning on own predictions: the last context frame of a share of the
-            # batch is sampled by the EMA model from the frames before it.
+            # Self-conditioning on own predictions: the last k context frames of a share of
+            # the batch are an EMA-model rollout from the real frames before them.
             n_roll = int(args.rollout_fraction * args.batch_size)
             if n_roll and step > args.warmup_steps:
-                prev_ends = ends[:n_roll] - 1
-                valid = prev_ends >= train.episode_start[ends[:n_roll]]
-                prev_frames, prev_actions = train.window(prev_ends.clamp(min=0))
-                prev_all = torch.cat([prev_actions, actions[:n_roll, -1:]], dim=1)
+                k = 1 + step % max(1, args.rollout_steps)
+                roll_ends = ends[:n_roll]
+                first = roll_ends - k
+                valid = first >= train.episode_start[roll_ends]
+                first = torch.where(valid, first, roll_ends)
+                prev_frames, roll_actions = train.window(first)
                 with torch.no_grad():
-                    own = ema.sample(ema.to_cells(prev_frames), prev_all, generator)
-                replaced = ctx_cells[:n_roll, -cell:]
+                    own = ema.to_cells(prev_frames)
+                    for j in range(1, k + 1):
+                        at = (first + j).clamp(max=len(train.actions) - 1)
+                        new = train.actions[at][:, None]
+                        own_next = ema.sample(own, torch.cat([roll_actions, new], 1), generator)
+                        own = torch.cat([own[:, cell:], own_next.to(own.dtype)], dim=1)
+                        roll_actions = torch.cat([roll_actions[:, 1:], new], dim=1)
                 ctx_cells = ctx_cells.clone()
-                ctx_cells[:n_roll, -cell:] = torch.where(
-                    valid[:, None, None, None], own.to(ctx_cells.dtype), replaced
+                ctx_cells[:n_roll] = torch.where(
+                    valid[:, None, None, None], own.to(ctx_cells.dtype), ctx_cells[:n_roll]
                 )
             if args.context_noise:
                 ctx_cells = ctx_cells + args.context_noise * torch.randn_like(ctx_cells)
