@@ -11,6 +11,8 @@ Lab's tabletop 0.05–1.5 m) to fix the scale across clips.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from cosmos_sim.types import SpecError
@@ -44,13 +46,13 @@ def depth_range(depth_m: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def depth_control(
-    depth_m: np.ndarray, *, min_m: float | None = None, max_m: float | None = None
-) -> np.ndarray:
-    """Metric depth (H×W or T×H×W, metres) -> uint8 grey RGB (…×3), near bright, per clip."""
-    arr = _check_depth(depth_m)
+def resolve_range(
+    min_m: float | None, max_m: float | None, clip_range: Callable[[], tuple[float, float]]
+) -> tuple[float, float]:
+    """The (min_m, max_m) a depth control normalises over: given limits win, a missing one
+    comes from `clip_range()` (the clip's own percentiles), and the pair must be usable."""
     if min_m is None or max_m is None:
-        lo, hi = depth_range(arr)
+        lo, hi = clip_range()
         min_m = lo if min_m is None else min_m
         max_m = hi if max_m is None else max_m
     if not 0 < min_m < max_m:
@@ -58,6 +60,15 @@ def depth_control(
             f"depth range: need 0 < min_m < max_m, got min_m={min_m}, max_m={max_m}; "
             "inverse depth needs a positive near limit"
         )
+    return min_m, max_m
+
+
+def depth_control(
+    depth_m: np.ndarray, *, min_m: float | None = None, max_m: float | None = None
+) -> np.ndarray:
+    """Metric depth (H×W or T×H×W, metres) -> uint8 grey RGB (…×3), near bright, per clip."""
+    arr = _check_depth(depth_m)
+    min_m, max_m = resolve_range(min_m, max_m, lambda: depth_range(arr))
     inv = 1.0 / np.clip(arr.astype(np.float32, copy=False), min_m, max_m)
     inv_far, inv_near = 1.0 / max_m, 1.0 / min_m
     grey = np.rint((inv - inv_far) * (255.0 / (inv_near - inv_far)))

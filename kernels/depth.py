@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cosmos_sim.controls.depth import DEPTH_PERCENTILES
+from cosmos_sim.controls.depth import DEPTH_PERCENTILES, resolve_range
 from cosmos_sim.kernels._backend import Impl, use_triton
 from cosmos_sim.types import SpecError
 
@@ -91,15 +91,7 @@ def depth_control(
 ) -> torch.Tensor:
     """T×H×W float metres -> T×H×W×3 uint8 near-bright inverse depth, on depth_m's device."""
     depth = _check(depth_m)
-    if min_m is None or max_m is None:
-        lo, hi = depth_range(depth)
-        min_m = lo if min_m is None else min_m
-        max_m = hi if max_m is None else max_m
-    if not 0 < min_m < max_m:
-        raise SpecError(
-            f"depth range: need 0 < min_m < max_m, got min_m={min_m}, max_m={max_m}; "
-            "inverse depth needs a positive near limit"
-        )
+    min_m, max_m = resolve_range(min_m, max_m, lambda: depth_range(depth))
     # numpy turns Python-float operands into float32 next to a float32 array (NEP 50).
     lo32, hi32 = np.float32(min_m), np.float32(max_m)
     offset = np.float32(1.0 / max_m)
