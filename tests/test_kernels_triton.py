@@ -27,7 +27,7 @@ import torch  # noqa: E402
 from test_kernels import (  # noqa: E402
     depth_clip,
     edge_f1,
-    lidar_clip,
+    lidar_parity,
     natural_frames,
     pixel_agreement,
     street_poses,
@@ -74,22 +74,7 @@ def test_vis_triton_ssim():
 
 @pytest.mark.parametrize("dilate_px", [4, 1])
 def test_lidar_triton_is_exact(dilate_px):
-    t, h, w = SHAPE
-    sweeps, K, poses = lidar_clip(t, h, w)
-    ref = np.stack(
-        [cpu.lidar_control(sweeps[i], K, poses[i], h, w, dilate_px=dilate_px) for i in range(t)]
-    )
-    points = [[torch.from_numpy(s) for s in frame] for frame in sweeps]
-    out = dev.lidar_control(
-        points,
-        torch.from_numpy(K),
-        torch.from_numpy(poses),
-        h,
-        w,
-        dilate_px=dilate_px,
-        impl="triton",
-    )
-    np.testing.assert_array_equal(out.numpy(), ref)
+    lidar_parity(SHAPE, dilate_px, impl="triton")
 
 
 def test_hdmap_triton_matches_the_torch_path_and_the_reference():
