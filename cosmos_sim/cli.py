@@ -13,10 +13,13 @@ from typing import Annotated, Any
 
 import typer
 
+from cosmos_sim.extras import MissingExtra
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 #: Errors that are the user's input, not our bug: printed as one line, exit code 2.
 USER_ERRORS: tuple[type[Exception], ...] = (
+    MissingExtra,
     ValueError,
     FileExistsError,
     FileNotFoundError,

@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
+from cosmos_sim.extras import require
 from cosmos_sim.types import SpecError
 
 T = TypeVar("T")
@@ -258,6 +259,10 @@ _REGISTRY: dict[str, str | Callable[..., TransferBackend]] = {
 }
 
 
+#: Backends that need an extra: backend name -> (module to import, extra that installs it).
+_EXTRAS: dict[str, tuple[str, str]] = {"diffusers": ("diffusers", "diffusers")}
+
+
 def register_backend(name: str, factory: str | Callable[..., TransferBackend]) -> None:
     """Add a backend: a class (or "module:Class" path) called with the backend's options."""
     _REGISTRY[name] = factory
@@ -271,6 +276,8 @@ def make_backend(name: str, **options: Any) -> TransferBackend:
     """Build the backend registered as `name` with its options."""
     if name not in _REGISTRY:
         raise SpecError(f"--backend {name!r} is not known; choose one of {backend_names()}")
+    if name in _EXTRAS:
+        require(*_EXTRAS[name], needed_for=f"--backend {name}")
     factory = _REGISTRY[name]
     if isinstance(factory, str):
         module, _, attr = factory.partition(":")
