@@ -17,7 +17,7 @@ import zmq
 from cosmos_sim.sidecar import Client, ErrorCode, Limits, Server, SidecarError
 from cosmos_sim.sidecar.methods import method_table
 from cosmos_sim.sidecar.protocol import encode_request
-from cosmos_sim.sidecar.schema import Method, Param
+from cosmos_sim.sidecar.schema import Method
 
 EYE4 = np.eye(4).tolist()
 K = [[50.0, 0.0, 32.0], [0.0, 50.0, 24.0], [0.0, 0.0, 1.0]]
