@@ -525,5 +525,27 @@ def dataset(
         _say("overlay sheet", sheet)
 
 
+@app.command()
+def view(
+    run: Annotated[Path, typer.Argument(help="Episode folder, or a `cosmos-sim demo` folder.")],
+    save: Annotated[
+        Path | None, typer.Option(help="Write a .rrd recording instead of opening the viewer.")
+    ] = None,
+    clips: Annotated[Path | None, typer.Option(help="`controls` output to show.")] = None,
+    transfer: Annotated[Path | None, typer.Option(help="`transfer` output to show.")] = None,
+    dataset: Annotated[Path | None, typer.Option(help="`dataset` output to show.")] = None,
+) -> None:
+    """Open a run in the rerun viewer (pip install 'cosmos-sim[view]'): cameras in 3D, RGB,
+    depth, segmentation, control videos, transfer output, labels, LiDAR and boxes on the sim
+    timeline."""
+    with user_errors():
+        from cosmos_sim.view import find_run, view_run
+
+        folders = find_run(run, clips=clips, transfer=transfer, dataset=dataset)
+        saved = view_run(folders, save=save)
+    if saved is not None:
+        _say("recording", saved)
+
+
 def main() -> None:
     app()
