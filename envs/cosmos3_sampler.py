@@ -155,14 +155,16 @@ class ForwardDynamicsSampler:
     def device(self) -> torch.device:
         return self.pipe._get_execution_device()
 
-    def conditioning(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    def conditioning(
+        self, frames: torch.Tensor, device: torch.device
+    ) -> tuple[torch.Tensor, torch.Tensor, int, int]:
         """uint8 [N, H, W, 3] -> the pipeline's [-1, 1] canvases [N, 3, 1, h, w], the content
         size (as the pipeline's `image_size`) and the canvas height and width."""
         floats = frames.float().div(255.0).cpu().numpy()  # the [0, 1] range diffusers expects
         canvases = []
         for frame in floats:
             canvas, image_size, height, width = self.pipe._prepare_action_video_conditioning(
-                [frame], self.resolution_tier, 1, device=self.device, dtype=torch.float32
+                [frame], self.resolution_tier, 1, device=device, dtype=torch.float32
             )
             canvases.append(canvas)
         return torch.cat(canvases), image_size, height, width
@@ -192,10 +194,12 @@ class ForwardDynamicsSampler:
         return torch.cat(out)
 
     def _sample(self, frames, actions, generator, latents) -> torch.Tensor:
-        pipe, device = self.pipe, self.device
+        pipe, device = self.pipe, self.device  # looked up once: the lookup walks all modules
         lanes = frames.shape[0]
         unique, inverse = torch.unique(frames.reshape(lanes, -1), dim=0, return_inverse=True)
-        canvases, image_size, height, width = self.conditioning(unique.view(-1, *frames.shape[1:]))
+        canvases, image_size, height, width = self.conditioning(
+            unique.view(-1, *frames.shape[1:]), device
+        )
         first = pipe._encode_video(canvases.to(pipe.vae.dtype)).float()
         first = pipe._remove_action_video_padding_from_latent(first, image_size)[inverse.to(device)]
         latent_frames = self.chunk_size // pipe.vae_scale_factor_temporal + 1
@@ -211,10 +215,10 @@ class ForwardDynamicsSampler:
         )
         action_tokens[..., : actions.shape[-1]] = actions.to(device=device, dtype=torch.float32)
 
-        cond, uncond = self._text(height, width)
-        packs = [self._pack(cond, latents, action_tokens)]
-        if self.guidance_scale != 1.0:  # the pipeline's CFG rule
-            packs.append(self._pack(uncond, latents, action_tokens))
+        texts = self._text(height, width, device)
+        if self.guidance_scale == 1.0:  # the pipeline's CFG rule: no unconditional pass
+            texts = texts[:1]
+        packs = [self._pack(text, latents, action_tokens, device) for text in texts]
         scheduler = copy.deepcopy(self.scheduler)
         if pipe.config.use_native_flow_schedule:
             steps = self.num_inference_steps
@@ -229,14 +233,16 @@ class ForwardDynamicsSampler:
         noisy = noisy.view(1, 1, -1, 1, 1)
         with lane_attention(pipe.transformer, lanes):
             for t in scheduler.timesteps:
-                velocities = [self._velocity(pack, latents, action_tokens, t) for pack in packs]
+                velocities = [
+                    self._velocity(pack, latents, action_tokens, t, device) for pack in packs
+                ]
                 velocity = velocities[0]
                 if len(velocities) == 2:
                     velocity = velocities[1] + self.guidance_scale * (velocities[0] - velocities[1])
                 latents = scheduler.step(velocity * noisy, t, latents, return_dict=False)[0]
         return self._decode(latents)
 
-    def _text(self, height: int, width: int) -> tuple[dict, dict]:
+    def _text(self, height: int, width: int, device: torch.device) -> tuple[dict, dict]:
         """The packed text segments (cond, uncond) for a canvas, built once."""
         if (height, width) not in self._texts:
             cond_ids, uncond_ids = self.pipe.tokenize_prompt(
@@ -251,14 +257,14 @@ class ForwardDynamicsSampler:
                 action_view_point=self.view_point,
             )
             self._texts[(height, width)] = tuple(
-                self.pipe._prepare_text_segment(ids, device=self.device)
+                self.pipe._prepare_text_segment(ids, device=device)
                 for ids in (cond_ids, uncond_ids)
             )
         return self._texts[(height, width)]
 
-    def _pack(self, text: dict, latents: torch.Tensor, action_tokens: torch.Tensor) -> dict:
+    def _pack(self, text: dict, latents: torch.Tensor, action_tokens: torch.Tensor, device) -> dict:
         """Sequence metadata for [text | lane 0 vision, actions | lane 1 ... ]."""
-        pipe, device = self.pipe, self.device
+        pipe = self.pipe
         lanes = latents.shape[0]
         offset, curr = text["vision_start_temporal_offset"], text["und_len"]
         vision, action, positions = [], [], [text["text_mrope_ids"]]
@@ -309,9 +315,9 @@ class ForwardDynamicsSampler:
             },
         }
 
-    def _velocity(self, pack: dict, latents, action_tokens, t) -> torch.Tensor:
+    def _velocity(self, pack: dict, latents, action_tokens, t, device) -> torch.Tensor:
         """One transformer pass for all lanes: the vision velocity [B, C, T, h, w]."""
-        transformer, device = self.pipe.transformer, self.device
+        transformer = self.pipe.transformer
         dtype = transformer.dtype
         preds, _, _ = transformer(
             input_ids=pack["input_ids"],
