@@ -13,10 +13,13 @@ from typing import Annotated, Any
 
 import typer
 
+from cosmos_sim.extras import MissingExtra
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 #: Errors that are the user's input, not our bug: printed as one line, exit code 2.
 USER_ERRORS: tuple[type[Exception], ...] = (
+    MissingExtra,
     ValueError,
     FileExistsError,
     FileNotFoundError,
@@ -520,6 +523,28 @@ def dataset(
     _say("annotations", path / "annotations.json")
     for sheet in sorted(path.glob("overlay_*.png")):
         _say("overlay sheet", sheet)
+
+
+@app.command()
+def view(
+    run: Annotated[Path, typer.Argument(help="Episode folder, or a `cosmos-sim demo` folder.")],
+    save: Annotated[
+        Path | None, typer.Option(help="Write a .rrd recording instead of opening the viewer.")
+    ] = None,
+    clips: Annotated[Path | None, typer.Option(help="`controls` output to show.")] = None,
+    transfer: Annotated[Path | None, typer.Option(help="`transfer` output to show.")] = None,
+    dataset: Annotated[Path | None, typer.Option(help="`dataset` output to show.")] = None,
+) -> None:
+    """Open a run in the rerun viewer (pip install 'cosmos-sim[view]'): cameras in 3D, RGB,
+    depth, segmentation, control videos, transfer output, labels, LiDAR and boxes on the sim
+    timeline."""
+    with user_errors():
+        from cosmos_sim.view import find_run, view_run
+
+        folders = find_run(run, clips=clips, transfer=transfer, dataset=dataset)
+        saved = view_run(folders, save=save)
+    if saved is not None:
+        _say("recording", saved)
 
 
 def main() -> None:
