@@ -240,6 +240,13 @@ def serve(
     max_array_mb: Annotated[int, typer.Option(help="Largest array frame in MiB.")] = 256,
     max_message_mb: Annotated[int, typer.Option(help="Largest request in MiB.")] = 512,
     max_arrays: Annotated[int, typer.Option(help="Most array frames per request.")] = 64,
+    max_request_s: Annotated[
+        int, typer.Option(help="Time limit of a stateless request (controls, reads), s.")
+    ] = 60,
+    max_sessions: Annotated[int, typer.Option(help="Most client sessions at once.")] = 1024,
+    max_sessions_per_peer: Annotated[
+        int, typer.Option(help="Most sessions of one peer (CURVE key, IP or ipc process).")
+    ] = 256,
     transfer_backend: Annotated[
         str, typer.Option(help="Backend of transfer jobs: appearance, diffusers, cosmos-cli.")
     ] = "appearance",
@@ -278,11 +285,14 @@ def serve(
             max_message_bytes=max_message_mb * 2**20,
             max_array_bytes=max_array_mb * 2**20,
             max_arrays=max_arrays,
+            max_request_s=max_request_s,
         )
         server = Server(
             bind,
             workers=workers,
             limits=limits,
+            max_sessions=max_sessions,
+            max_sessions_per_peer=max_sessions_per_peer,
             curve_keys=curve_keys,
             data_dir=data_dir,
             transfer_backend=transfer_backend,
