@@ -557,5 +557,42 @@ def view(
         _say("recording", saved)
 
 
+@app.command()
+def critic(
+    run: Annotated[Path, typer.Argument(help="Episode folder, or a `cosmos-sim demo` folder.")],
+    model: Annotated[
+        str, typer.Option(help="Cosmos Reason folder, or a hub id in the local cache.")
+    ],
+    transfer: Annotated[Path | None, typer.Option(help="`transfer` output to score.")] = None,
+    learned: Annotated[
+        Path | None, typer.Option(help="Folder of learned-env .mp4 rollouts.")
+    ] = None,
+    dataset: Annotated[Path | None, typer.Option(help="`dataset` output to annotate.")] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Drop dataset cameras scoring under this (0-1).")
+    ] = None,
+    frames: Annotated[int, typer.Option(help="Frames sampled per video.")] = 8,
+    device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="bfloat16, float16, float32.")] = "float32",
+) -> None:
+    """Score transfer output (physical plausibility, prompt adherence) and learned-env rollouts
+    (plausibility) with a Cosmos Reason model; scores go beside them and into the dataset."""
+    with user_errors():
+        from cosmos_sim.critic import ReasonCritic, filter_dataset, score_run
+        from cosmos_sim.view import find_run
+
+        folders = find_run(run, transfer=transfer, learned=learned, dataset=dataset)
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"--threshold {threshold}: pass a probability in [0, 1]")
+        judge = ReasonCritic(model, device=device, dtype=dtype, frames_per_video=frames)
+        written = score_run(judge, transfer=folders.transfer, learned=folders.learned)
+        if folders.dataset is not None and "transfer" in written:
+            filter_dataset(folders.dataset, written["transfer"], threshold)
+    for part, payload in written.items():
+        for name, score in payload["scores"].items():
+            values = ", ".join(f"{k} {v:.3f}" for k, v in score.items() if v is not None)
+            typer.echo(f"{part:<9} {name:<24} {values}")
+
+
 def main() -> None:
     app()
