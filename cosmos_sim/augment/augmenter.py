@@ -181,7 +181,9 @@ class Augmenter:
         needs = getattr(
             backend_factory(backend) if isinstance(backend, str) else backend, "needs", None
         )
-        self.controls = tuple(controls if controls is not None else needs or DEFAULT_CONTROLS)
+        if controls is None:
+            controls = DEFAULT_CONTROLS if needs is None else needs
+        self.controls = tuple(controls)
         unknown = [c for c in self.controls if c not in SESSION_CONTROLS]
         if unknown:
             raise SpecError(
