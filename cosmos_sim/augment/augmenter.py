@@ -253,9 +253,12 @@ class Augmenter:
         if len(self._pending) == self.chunk_frames:
             self._enqueue()
 
-    def poll(self) -> list[Augmented]:
-        """The augmented frames made since the last poll (none when a `sink` takes them)."""
-        self._drain()
+    def poll(self, timeout_s: float = 0.0) -> list[Augmented]:
+        """The augmented frames made since the last poll (none when a `sink` takes them).
+
+        With `timeout_s`, wait up to that long for the worker's next word when none is ready.
+        """
+        self._drain(timeout=timeout_s if not self._out else None)
         out, self._out = self._out, []
         return out
 
