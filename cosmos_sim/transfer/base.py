@@ -33,6 +33,7 @@ from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
+from cosmos_sim.extras import require
 from cosmos_sim.types import SpecError
 
 T = TypeVar("T")
@@ -267,6 +268,10 @@ _REGISTRY: dict[str, str | Callable[..., TransferBackend]] = {
 }
 
 
+#: Backends that need an extra: backend name -> (module to import, extra that installs it).
+_EXTRAS: dict[str, tuple[str, str]] = {"diffusers": ("diffusers", "diffusers")}
+
+
 def register_backend(name: str, factory: str | Callable[..., TransferBackend]) -> None:
     """Add a backend: a class (or "module:Class" path) called with the backend's options."""
     _REGISTRY[name] = factory
@@ -280,6 +285,8 @@ def backend_factory(name: str) -> Callable[..., TransferBackend]:
     """The class (or factory) registered as `name`, imported but not built."""
     if name not in _REGISTRY:
         raise SpecError(f"--backend {name!r} is not known; choose one of {backend_names()}")
+    if name in _EXTRAS:
+        require(*_EXTRAS[name], needed_for=f"--backend {name}")
     factory = _REGISTRY[name]
     if isinstance(factory, str):
         module, _, attr = factory.partition(":")
