@@ -256,3 +256,45 @@ def test_killing_the_run_leaves_a_readable_episode_and_consistent_augmented_fold
     for line in read_labels(out / FOLDER, "front"):
         assert line["tick"] < len(episode)
         assert line["annotations"] == _labels(episode[line["tick"]].frames["front"])
+
+
+# -- CARLA: the same option on the CARLA path, against the test double of the server ------
+
+CARLA_RIG = """
+fps: 10
+ego: {blueprint: vehicle.lincoln.mkz_2020, autopilot: true}
+sensors:
+  - {name: front, type: camera, outputs: [rgb, depth, semantic, instance],
+     width: 64, height: 36, fov_deg: 90, transform: {x: 1.5, z: 1.7}}
+"""
+
+
+@pytest.fixture()
+def carla_server(monkeypatch: pytest.MonkeyPatch):
+    import carla
+    from fakes import carla_double as double
+
+    world = double.FakeWorld()
+    monkeypatch.setattr(double.FakeClient, "world", world, raising=False)
+    monkeypatch.setattr(double.FakeClient, "traffic_manager", double.FakeTrafficManager(), False)
+    monkeypatch.setattr(carla, "Client", double.FakeClient)
+    yield world
+    world.join()
+
+
+def test_capture_augment_on_the_carla_path(carla_server, tmp_path):
+    rig = tmp_path / "rig.yaml"
+    rig.write_text(CARLA_RIG)
+    out = tmp_path / "run"
+    args = ["capture", "--out", str(out), "--sim", "carla", "--rig", str(rig), "--seconds", "0.5"]
+    result = runner.invoke(app, [*args, "--timeout", "1", "--augment", "appearance"])
+    assert result.exit_code == 0, result.output
+    episode = Episode(out)
+    assert episode.complete and len(episode) == 5
+    lines = read_labels(out / FOLDER, "front")
+    assert [line["tick"] for line in lines] == list(range(5))
+    for line in lines:
+        frame = episode[line["tick"]].frames["front"]
+        assert line["annotations"] == _labels(frame)
+        assert line["sim_time_s"] == frame.sim_time_s
+    assert check_consistent(out / FOLDER) == 5
