@@ -522,5 +522,27 @@ def dataset(
         _say("overlay sheet", sheet)
 
 
+@app.command()
+def batch(
+    plan: Annotated[
+        Path, typer.Argument(help="Plan (YAML): captures and stages; see examples/plans/.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Output folder; a re-run into it skips finished units.")
+    ],
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join [default: local Ray].")
+    ] = None,
+    num_cpus: Annotated[int | None, typer.Option(help="Local Ray CPUs [default: all].")] = None,
+    num_gpus: Annotated[int | None, typer.Option(help="Local Ray GPUs [default: all].")] = None,
+) -> None:
+    """Run a plan of many episodes on Ray (needs the `ray` extra): captures and controls as tasks,
+    transfer in resident GPU actors, datasets as tasks; resumable; DIR/batch_report.json."""
+    with user_errors():
+        from cosmos_sim.batch.cli import batch_command
+
+        batch_command(plan, out, address=address, num_cpus=num_cpus, num_gpus=num_gpus)
+
+
 def main() -> None:
     app()
