@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import functools
 import shutil
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -87,13 +88,13 @@ def _run_on_ray(
     except ImportError as exc:
         raise ImportError(RAY_EXTRA) from exc
 
-    started_here = not ray.is_initialized()
+    started_here, ray_started = not ray.is_initialized(), time.perf_counter()
     if started_here and address:
         ray.init(address=address, log_to_driver=False)
     elif started_here:
         ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
                  log_to_driver=False, object_store_memory=2**28)  # fmt: skip
-    pool = None
+    ray_start_s, pool = time.perf_counter() - ray_started, None
     try:
         resources = ray.cluster_resources()
         cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
@@ -120,6 +121,7 @@ def _run_on_ray(
             "ray": f"{'cluster ' + address if address else 'local Ray'} "
             f"({cpus:g} CPUs, {gpus:g} GPUs)",
             "resources": {"CPU": cpus, "GPU": gpus},
+            "ray_start_s": ray_start_s,
         }
         if pool is not None:
             info["transfer_workers"] = pool.stats()
@@ -175,11 +177,11 @@ class TransferUnits:
         return write_unit(self.out, "transfer", unit.id, lambda p: self.transfer(unit, clips, p))
 
 
-def _capture_task(out: Path, unit: Unit) -> dict[str, Any]:
+def capture_task(out: Path, unit: Unit) -> dict[str, Any]:
     return write_unit(out, "capture", unit.id, lambda p: stage_fns.capture(unit, p))
 
 
-def _controls_task(out: Path, unit: Unit, plan: Plan) -> dict[str, Any]:
+def controls_task(out: Path, unit: Unit, plan: Plan) -> dict[str, Any]:
     episode = unit_dir(out, "capture", unit.id)
     return write_unit(
         out,
@@ -189,7 +191,7 @@ def _controls_task(out: Path, unit: Unit, plan: Plan) -> dict[str, Any]:
     )
 
 
-def _dataset_task(out: Path, unit: Unit, plan: Plan) -> dict[str, Any]:
+def dataset_task(out: Path, unit: Unit, plan: Plan) -> dict[str, Any]:
     episode = unit_dir(out, "capture", unit.id)
     transfer = unit_dir(out, "transfer", unit.id) if plan.stages.transfer else None
     return write_unit(
@@ -205,11 +207,11 @@ def _drive(plan, out, todo, progress, pool, window, on_progress) -> None:
     retries = {"max_retries": plan.max_retries, "retry_exceptions": False}
     controls_gpus = plan.stages.controls.gpus if plan.stages.controls else 0.0
     tasks = {
-        "capture": ray.remote(_capture_task).options(num_cpus=1, **retries),
-        "controls": ray.remote(_controls_task).options(
+        "capture": ray.remote(capture_task).options(num_cpus=1, **retries),
+        "controls": ray.remote(controls_task).options(
             num_cpus=1, num_gpus=controls_gpus, **retries
         ),  # fmt: skip
-        "dataset": ray.remote(_dataset_task).options(num_cpus=1, **retries),
+        "dataset": ray.remote(dataset_task).options(num_cpus=1, **retries),
     }
     waiting, in_flight = deque(todo), 0
     ready_for_transfer: deque[Unit] = deque()
