@@ -95,6 +95,9 @@ class ResidentWorkers:
         except ray.exceptions.RayActorError:
             self.actors.remove(actor)  # restarts used up: Ray will not bring it back
             raise
+        except Exception:
+            self.idle.append(actor)  # the item failed, the actor and its model are fine
+            raise
         self.idle.append(actor)
         return result
 
