@@ -436,7 +436,11 @@ def transfer(
         str, typer.Option(help="appearance (CPU, classical), diffusers or cosmos-cli.")
     ] = "appearance",
     model: Annotated[
-        str | None, typer.Option(help="diffusers: local pipeline folder or cached hub id.")
+        str | None,
+        typer.Option(
+            help="diffusers: local pipeline folder or cached hub id; cosmos-cli: the "
+            "tool's --model (e.g. edge/distilled, 4 steps)."
+        ),
     ] = None,
     controlnet: Annotated[
         str | None, typer.Option(help="Control to drive: edge, depth, seg or blur (vis).")
@@ -468,7 +472,7 @@ def transfer(
         typer.secho(
             f"error: {', '.join(stray)} does not apply to --backend {backend}; drop it or "
             "pick the backend that uses it (diffusers: --model/--controlnet/--controlnet-model/"
-            "--steps; cosmos-cli: --cosmos-root/--controlnet/--steps)",
+            "--steps; cosmos-cli: --cosmos-root/--controlnet/--steps/--model)",
             fg="red", err=True,
         )  # fmt: skip
         raise typer.Exit(code=2)
@@ -480,7 +484,7 @@ def transfer(
     elif backend == "cosmos-cli":
         controls = {"blur": "vis"}.get(controlnet, controlnet)  # Cosmos' name for blur
         options = {"cosmos_root": cosmos_root, "nproc_per_node": nproc_per_node,
-                   "controls": controls, "num_steps": steps}  # fmt: skip
+                   "controls": controls, "num_steps": steps, "model": model}  # fmt: skip
         required = ("cosmos_root", "--cosmos-root PATH")
     if options and options[required[0]] is None:
         typer.secho(f"error: --backend {backend} needs {required[1]}", fg="red", err=True)
@@ -499,7 +503,7 @@ def transfer(
 _TRANSFER_FLAGS = {
     "appearance": (),
     "diffusers": ("--model", "--controlnet", "--controlnet-model", "--steps"),
-    "cosmos-cli": ("--cosmos-root", "--controlnet", "--steps"),
+    "cosmos-cli": ("--cosmos-root", "--controlnet", "--steps", "--model"),
 }
 """The backend-specific options each transfer backend takes; others are refused, not ignored."""
 
