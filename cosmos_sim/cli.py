@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cosmos_sim.extras import MissingExtra
+from cosmos_sim.extras import MissingExtra, require
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -556,6 +556,8 @@ def batch(
     """Run a plan of many episodes on Ray (needs the `ray` extra): captures and controls as tasks,
     transfer in resident GPU actors, datasets as tasks; resumable; DIR/batch_report.json."""
     with user_errors():
+        for module in ("ray", "pydantic"):
+            require(module, "ray", "cosmos-sim batch")
         from cosmos_sim.batch.cli import batch_command
 
         batch_command(plan, out, address=address, num_cpus=num_cpus, num_gpus=num_gpus)

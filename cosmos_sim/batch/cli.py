@@ -1,13 +1,13 @@
-"""The `cosmos-sim batch` command's body: check, run with a live view, print the summary."""
+"""The `cosmos-sim batch` command's body: check, run with a live view, print the summary.
+
+Imported only after `cosmos_sim.cli` has checked that the `ray` extra is installed.
+"""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import typer
-
-from cosmos_sim.batch.runner import RAY_EXTRA
 
 
 def batch_command(
@@ -20,9 +20,6 @@ def batch_command(
 
     from cosmos_sim.batch import REPORT, load_plan, run_plan, summary
 
-    if importlib.util.find_spec("ray") is None:
-        typer.secho(f"error: {RAY_EXTRA}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2)
     plan = load_plan(plan_path)
     console = Console(stderr=True)
     with Live(Text("starting Ray"), console=console, refresh_per_second=2, transient=True) as live:

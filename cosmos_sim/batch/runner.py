@@ -25,10 +25,10 @@ from cosmos_sim.batch.plan import Plan, PlanError, TransferStage, Unit, load_pla
 from cosmos_sim.batch.progress import Progress
 from cosmos_sim.batch.units import done_marker, partials, unit_dir, write_unit
 from cosmos_sim.episode import write_json_atomic
+from cosmos_sim.extras import require
 
 REPORT = "batch_report.json"
 PLAN_RECORD = "plan.json"
-RAY_EXTRA = "cosmos-sim batch needs Ray: pip install 'cosmos-sim[ray]'"
 
 
 def run_plan(
@@ -83,11 +83,7 @@ def _run_on_ray(
     num_gpus: int | None,
     on_progress: Callable[[Progress], None] | None,
 ) -> dict[str, Any]:
-    try:
-        import ray
-    except ImportError as exc:
-        raise ImportError(RAY_EXTRA) from exc
-
+    ray = require("ray", "ray", "cosmos-sim batch")
     started_here, ray_started = not ray.is_initialized(), time.perf_counter()
     if started_here and address:
         ray.init(address=address, log_to_driver=False)
