@@ -135,3 +135,13 @@ def test_write_unit_removes_a_killed_attempt_and_a_losing_copy(tmp_path):
     assert marker["winner"] is True
     assert sorted(p.name for p in (tmp_path / "stage").iterdir()) == ["u1"]
     assert sorted(p.name for p in (tmp_path / "stage" / "u1").iterdir()) == [DONE_MARKER]
+
+
+def test_cli_without_ray_names_the_extra_in_one_line(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if not installed
+    result = CliRunner().invoke(app, ["batch", str(DEMO), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "pip install 'cosmos-sim[ray]'" in result.output
+    assert not (tmp_path / "out").exists()
