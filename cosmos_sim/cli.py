@@ -240,6 +240,13 @@ def serve(
     max_array_mb: Annotated[int, typer.Option(help="Largest array frame in MiB.")] = 256,
     max_message_mb: Annotated[int, typer.Option(help="Largest request in MiB.")] = 512,
     max_arrays: Annotated[int, typer.Option(help="Most array frames per request.")] = 64,
+    max_request_s: Annotated[
+        int, typer.Option(help="Time limit of a stateless request (controls, reads), s.")
+    ] = 60,
+    max_sessions: Annotated[int, typer.Option(help="Most client sessions at once.")] = 1024,
+    max_sessions_per_peer: Annotated[
+        int, typer.Option(help="Most sessions of one peer (CURVE key, IP or ipc process).")
+    ] = 256,
     transfer_backend: Annotated[
         str, typer.Option(help="Backend of transfer jobs: appearance, diffusers, cosmos-cli.")
     ] = "appearance",
@@ -278,11 +285,14 @@ def serve(
             max_message_bytes=max_message_mb * 2**20,
             max_array_bytes=max_array_mb * 2**20,
             max_arrays=max_arrays,
+            max_request_s=max_request_s,
         )
         server = Server(
             bind,
             workers=workers,
             limits=limits,
+            max_sessions=max_sessions,
+            max_sessions_per_peer=max_sessions_per_peer,
             curve_keys=curve_keys,
             data_dir=data_dir,
             transfer_backend=transfer_backend,
@@ -427,7 +437,11 @@ def transfer(
         str, typer.Option(help="appearance (CPU, classical), diffusers or cosmos-cli.")
     ] = "appearance",
     model: Annotated[
-        str | None, typer.Option(help="diffusers: local pipeline folder or cached hub id.")
+        str | None,
+        typer.Option(
+            help="diffusers: local pipeline folder or cached hub id; cosmos-cli: the "
+            "tool's --model (e.g. edge/distilled, 4 steps)."
+        ),
     ] = None,
     controlnet: Annotated[
         str | None, typer.Option(help="Control to drive: edge, depth, seg or blur (vis).")
@@ -459,7 +473,7 @@ def transfer(
         typer.secho(
             f"error: {', '.join(stray)} does not apply to --backend {backend}; drop it or "
             "pick the backend that uses it (diffusers: --model/--controlnet/--controlnet-model/"
-            "--steps; cosmos-cli: --cosmos-root/--controlnet/--steps)",
+            "--steps; cosmos-cli: --cosmos-root/--controlnet/--steps/--model)",
             fg="red", err=True,
         )  # fmt: skip
         raise typer.Exit(code=2)
@@ -471,7 +485,7 @@ def transfer(
     elif backend == "cosmos-cli":
         controls = {"blur": "vis"}.get(controlnet, controlnet)  # Cosmos' name for blur
         options = {"cosmos_root": cosmos_root, "nproc_per_node": nproc_per_node,
-                   "controls": controls, "num_steps": steps}  # fmt: skip
+                   "controls": controls, "num_steps": steps, "model": model}  # fmt: skip
         required = ("cosmos_root", "--cosmos-root PATH")
     if options and options[required[0]] is None:
         typer.secho(f"error: --backend {backend} needs {required[1]}", fg="red", err=True)
@@ -490,7 +504,7 @@ def transfer(
 _TRANSFER_FLAGS = {
     "appearance": (),
     "diffusers": ("--model", "--controlnet", "--controlnet-model", "--steps"),
-    "cosmos-cli": ("--cosmos-root", "--controlnet", "--steps"),
+    "cosmos-cli": ("--cosmos-root", "--controlnet", "--steps", "--model"),
 }
 """The backend-specific options each transfer backend takes; others are refused, not ignored."""
 
@@ -546,6 +560,43 @@ def view(
         saved = view_run(folders, save=save)
     if saved is not None:
         _say("recording", saved)
+
+
+@app.command()
+def critic(
+    run: Annotated[Path, typer.Argument(help="Episode folder, or a `cosmos-sim demo` folder.")],
+    model: Annotated[
+        str, typer.Option(help="Cosmos Reason folder, or a hub id in the local cache.")
+    ],
+    transfer: Annotated[Path | None, typer.Option(help="`transfer` output to score.")] = None,
+    learned: Annotated[
+        Path | None, typer.Option(help="Folder of learned-env .mp4 rollouts.")
+    ] = None,
+    dataset: Annotated[Path | None, typer.Option(help="`dataset` output to annotate.")] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Drop dataset cameras scoring under this (0-1).")
+    ] = None,
+    frames: Annotated[int, typer.Option(help="Frames sampled per video.")] = 8,
+    device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="bfloat16, float16, float32.")] = "float32",
+) -> None:
+    """Score transfer output (physical plausibility, prompt adherence) and learned-env rollouts
+    (plausibility) with a Cosmos Reason model; scores go beside them and into the dataset."""
+    with user_errors():
+        from cosmos_sim.critic import ReasonCritic, filter_dataset, score_run
+        from cosmos_sim.view import find_run
+
+        folders = find_run(run, transfer=transfer, learned=learned, dataset=dataset)
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"--threshold {threshold}: pass a probability in [0, 1]")
+        judge = ReasonCritic(model, device=device, dtype=dtype, frames_per_video=frames)
+        written = score_run(judge, transfer=folders.transfer, learned=folders.learned)
+        if folders.dataset is not None and "transfer" in written:
+            filter_dataset(folders.dataset, written["transfer"], threshold)
+    for part, payload in written.items():
+        for name, score in payload["scores"].items():
+            values = ", ".join(f"{k} {v:.3f}" for k, v in score.items() if v is not None)
+            typer.echo(f"{part:<9} {name:<24} {values}")
 
 
 def main() -> None:

@@ -70,11 +70,23 @@ def test_a_new_instance_mid_stream_leaves_the_others_looking_the_same():
     streams = {}
     for name, second in (("same", ids), ("new id", later)):
         session = start_session(make_backend("appearance"), options)
-        session.push(Chunk(np.array([0, 1]), rgb, {"seg": seg_control(ids, seg_palette([1, 7], 0)),
-                                                    "depth": depth}, seg_palette([1, 7], 0)))
+        session.push(
+            Chunk(
+                np.array([0, 1]),
+                rgb,
+                {"seg": seg_control(ids, seg_palette([1, 7], 0)), "depth": depth},
+                seg_palette([1, 7], 0),
+            )
+        )
         palette = seg_palette(np.unique(second), 0)
-        session.push(Chunk(np.array([2, 3]), rgb, {"seg": seg_control(second, palette),
-                                                    "depth": depth}, palette))
+        session.push(
+            Chunk(
+                np.array([2, 3]),
+                rgb,
+                {"seg": seg_control(second, palette), "depth": depth},
+                palette,
+            )
+        )
         streams[name] = [f.frame for f in session.pull()]
     away = np.zeros((H, W), bool)
     away[:, : W // 2 - 4] = True  # instance 7, away from where its lighting blurs into 1

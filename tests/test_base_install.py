@@ -36,11 +36,8 @@ def test_base_commands_import_only_base_dependencies(tmp_path):
 
 def test_the_audit_sees_an_import_from_an_extra(tmp_path, monkeypatch):
     """pycocotools was test-only when the dataset command needed it; the audit must see that."""
-    sys.path.insert(0, str(AUDIT.parent))
-    try:
-        import import_audit
-    finally:
-        sys.path.remove(str(AUDIT.parent))
+    import import_audit  # tests/ is on sys.path (pytest's rootdir insertion)
+
     monkeypatch.setattr(import_audit, "base_distributions", lambda: {"numpy"})
     stray = import_audit.outside_base({"numpy": "cosmos_sim.x", "pytest": "cosmos_sim.dataset"})
     assert list(stray) == ["pytest"]
