@@ -381,7 +381,8 @@ def eval_policies(
         str,
         typer.Option(
             help="Comma-separated policies: module:function (a dict/list expands), "
-            "[ALGO:]model.zip (stable-baselines3), label=spec to rename."
+            "[ALGO:]model.zip (stable-baselines3), http://HOST:PORT?prompt=TASK&domain_name=D "
+            "(a cosmos-framework action policy server), label=spec to rename."
         ),
     ],
     out: Annotated[Path, typer.Option(help="New folder for report.json and scatter.png.")],
