@@ -37,6 +37,7 @@ from cosmos_sim.bridges.carla_rig import (
     load_rig,
 )
 from cosmos_sim.episode import EpisodeWriter
+from cosmos_sim.extras import require
 from cosmos_sim.types import SensorFrame
 
 #: CARLA base types of the Transfer 2.5 HD-map box classes Truck and Cyclist (`box_class`).
@@ -49,14 +50,7 @@ class CarlaBridgeError(ValueError):
 
 
 def import_carla() -> Any:
-    try:
-        import carla
-    except ImportError as exc:  # pragma: no cover - the extra is installed in CI
-        raise ImportError(
-            "the CARLA bridge needs the `carla` client: pip install 'cosmos-sim[carla]' "
-            "(carla==0.9.16, matching your server)"
-        ) from exc
-    return carla
+    return require("carla", "carla", "CARLA (capture and OpenDRIVE maps)", " (carla==0.9.16)")
 
 
 # --------------------------------------------------------------------------- decoding

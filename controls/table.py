@@ -365,9 +365,7 @@ def _add_histogram(counts: np.ndarray | None, depth_m: np.ndarray) -> np.ndarray
     return add if counts is None else counts + add
 
 
-def _histogram_range(
-    counts: np.ndarray | None, extent: tuple[float, float]
-) -> tuple[float, float]:
+def _histogram_range(counts: np.ndarray | None, extent: tuple[float, float]) -> tuple[float, float]:
     from cosmos_sim.controls.depth import DEPTH_PERCENTILES
 
     n = 0 if counts is None else int(counts.sum())

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cosmos_sim.extras import MissingExtra
 from cosmos_sim.types import SpecError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -23,6 +24,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 #: else (a KeyError, a numpy ValueError) is a bug and keeps its traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (
     SpecError,
+    MissingExtra,
     FileExistsError,
     FileNotFoundError,
     PermissionError,
@@ -282,6 +284,13 @@ def serve(
     max_array_mb: Annotated[int, typer.Option(help="Largest array frame in MiB.")] = 256,
     max_message_mb: Annotated[int, typer.Option(help="Largest request in MiB.")] = 512,
     max_arrays: Annotated[int, typer.Option(help="Most array frames per request.")] = 64,
+    max_request_s: Annotated[
+        int, typer.Option(help="Time limit of a stateless request (controls, reads), s.")
+    ] = 60,
+    max_sessions: Annotated[int, typer.Option(help="Most client sessions at once.")] = 1024,
+    max_sessions_per_peer: Annotated[
+        int, typer.Option(help="Most sessions of one peer (CURVE key, IP or ipc process).")
+    ] = 256,
     transfer_backend: Annotated[
         str, typer.Option(help="Backend of transfer jobs: appearance, diffusers, cosmos-cli.")
     ] = "appearance",
@@ -320,11 +329,14 @@ def serve(
             max_message_bytes=max_message_mb * 2**20,
             max_array_bytes=max_array_mb * 2**20,
             max_arrays=max_arrays,
+            max_request_s=max_request_s,
         )
         server = Server(
             bind,
             workers=workers,
             limits=limits,
+            max_sessions=max_sessions,
+            max_sessions_per_peer=max_sessions_per_peer,
             curve_keys=curve_keys,
             data_dir=data_dir,
             transfer_backend=transfer_backend,
@@ -555,6 +567,65 @@ def dataset(
     _say("annotations", path / "annotations.json")
     for sheet in sorted(path.glob("overlay_*.png")):
         _say("overlay sheet", sheet)
+
+
+@app.command()
+def view(
+    run: Annotated[Path, typer.Argument(help="Episode folder, or a `cosmos-sim demo` folder.")],
+    save: Annotated[
+        Path | None, typer.Option(help="Write a .rrd recording instead of opening the viewer.")
+    ] = None,
+    clips: Annotated[Path | None, typer.Option(help="`controls` output to show.")] = None,
+    transfer: Annotated[Path | None, typer.Option(help="`transfer` output to show.")] = None,
+    dataset: Annotated[Path | None, typer.Option(help="`dataset` output to show.")] = None,
+) -> None:
+    """Open a run in the rerun viewer (pip install 'cosmos-sim[view]'): cameras in 3D, RGB,
+    depth, segmentation, control videos, transfer output, labels, LiDAR and boxes on the sim
+    timeline."""
+    with user_errors(ValueError):
+        from cosmos_sim.view import find_run, view_run
+
+        folders = find_run(run, clips=clips, transfer=transfer, dataset=dataset)
+        saved = view_run(folders, save=save)
+    if saved is not None:
+        _say("recording", saved)
+
+
+@app.command()
+def critic(
+    run: Annotated[Path, typer.Argument(help="Episode folder, or a `cosmos-sim demo` folder.")],
+    model: Annotated[
+        str, typer.Option(help="Cosmos Reason folder, or a hub id in the local cache.")
+    ],
+    transfer: Annotated[Path | None, typer.Option(help="`transfer` output to score.")] = None,
+    learned: Annotated[
+        Path | None, typer.Option(help="Folder of learned-env .mp4 rollouts.")
+    ] = None,
+    dataset: Annotated[Path | None, typer.Option(help="`dataset` output to annotate.")] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Drop dataset cameras scoring under this (0-1).")
+    ] = None,
+    frames: Annotated[int, typer.Option(help="Frames sampled per video.")] = 8,
+    device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="bfloat16, float16, float32.")] = "float32",
+) -> None:
+    """Score transfer output (physical plausibility, prompt adherence) and learned-env rollouts
+    (plausibility) with a Cosmos Reason model; scores go beside them and into the dataset."""
+    with user_errors(ValueError):
+        from cosmos_sim.critic import ReasonCritic, filter_dataset, score_run
+        from cosmos_sim.view import find_run
+
+        folders = find_run(run, transfer=transfer, learned=learned, dataset=dataset)
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"--threshold {threshold}: pass a probability in [0, 1]")
+        judge = ReasonCritic(model, device=device, dtype=dtype, frames_per_video=frames)
+        written = score_run(judge, transfer=folders.transfer, learned=folders.learned)
+        if folders.dataset is not None and "transfer" in written:
+            filter_dataset(folders.dataset, written["transfer"], threshold)
+    for part, payload in written.items():
+        for name, score in payload["scores"].items():
+            values = ", ".join(f"{k} {v:.3f}" for k, v in score.items() if v is not None)
+            typer.echo(f"{part:<9} {name:<24} {values}")
 
 
 def main() -> None:

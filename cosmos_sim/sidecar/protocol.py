@@ -40,6 +40,8 @@ BYTE_ORDERS = ("<", ">", "|")
 MAX_NDIM = 8
 MAX_NAME_LEN = 128
 MAX_ID_LEN = 128
+MAX_DEPTH = 32
+"""Deepest nesting of maps and lists in a header (the header map itself is level 1)."""
 
 REQUEST_KEYS = frozenset({"v", "id", "method", "params", "arrays"})
 DESCRIPTOR_KEYS = frozenset({"name", "dtype", "shape", "order", "frame"})
@@ -100,6 +102,19 @@ class Limits:
     """The msgpack header frame."""
     max_inflight_per_client: int = 64
     """Requests of one client being worked on at once; more get BUSY."""
+    max_image_side: int = 8192
+    """Largest height or width a request may ask the server to make (pixels)."""
+    max_dilate_px: int = 32
+    """Largest LiDAR dilation (controls.lidar_dilate_px)."""
+    max_boxes: int = 1024
+    """Most hdmap boxes, and most traffic-light states, in one controls request."""
+    max_sensors: int = 16
+    """Most cameras plus LiDARs listed in one request (episode_open, episode_append)."""
+    max_num_envs: int = 256
+    """Most lanes of a VectorEnv (env_make.num_envs, env_branch.n)."""
+    max_request_s: int = 60
+    """Time limit of a stateless worker method (controls, transfer_progress,
+    transfer_result, episode_read): past it the reply is TOO_LARGE."""
 
     def __post_init__(self) -> None:
         for key, value in asdict(self).items():
@@ -270,6 +285,7 @@ def _decode_header(
             "header.params",
             "send params as a map (an empty map when the method takes none)",
         )
+    check_values(params)
     descriptors = header.get("arrays", [])
     if not isinstance(descriptors, list):
         raise ProtocolError(
@@ -281,6 +297,39 @@ def _decode_header(
     origins: dict[int, tuple[np.ndarray, Any]] = {}
     arrays = decode_arrays(descriptors, bufs, limits, frames, origins)
     return Request(rid, method, params, arrays, version, origins)
+
+
+def check_values(params: dict[str, Any]) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and non-finite floats anywhere in `params`.
+
+    NaN and ±Infinity have no strict-JSON form, and params end up in JSON files
+    (episode.json, tick records), so they are refused on the wire rather than written.
+    """
+    stack: list[tuple[Any, int, tuple]] = [(params, 2, ())]  # header = level 1
+    while stack:
+        value, depth, path = stack.pop()
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                where = "params" + "".join(
+                    f"[{k}]" if isinstance(k, int) else f".{k}" for k in path
+                )
+                raise ProtocolError(
+                    ErrorCode.BAD_PARAMS,
+                    f"{where} is {value}",
+                    where,
+                    "send finite numbers: NaN and ±Infinity are refused (they have no JSON "
+                    "form); use null where the method allows it",
+                )
+        elif isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                raise ProtocolError(
+                    ErrorCode.BAD_HEADER,
+                    f"params nest deeper than {MAX_DEPTH} levels",
+                    "header.params",
+                    f"keep maps and lists within {MAX_DEPTH} levels (the header is level 1)",
+                )
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((v, depth + 1, (*path, k)) for k, v in items)
 
 
 def decode_arrays(
@@ -374,7 +423,22 @@ def _check_descriptor(desc: Any, where: str, num_frames: int) -> tuple[str, np.d
             f"{where}.name",
             f"give a string name of 1..{MAX_NAME_LEN} characters",
         )
-    dtype_name = desc.get("dtype")
+    missing = [key for key in ("dtype", "shape", "frame") if key not in desc]
+    if missing:
+        raise ProtocolError(
+            ErrorCode.BAD_ARRAY,
+            f"array {name!r}: descriptor has no {missing[0]!r}",
+            f"{where}.{missing[0]}",
+            "send name, dtype, shape and frame in every descriptor (order is optional)",
+        )
+    dtype_name = desc["dtype"]
+    if not isinstance(dtype_name, str):
+        raise ProtocolError(
+            ErrorCode.BAD_ARRAY,
+            f"array {name!r}: dtype is a {type(dtype_name).__name__}",
+            f"{where}.dtype",
+            f"send the dtype as a string, one of {list(ALLOWED_DTYPES)}",
+        )
     if dtype_name not in ALLOWED_DTYPES:
         raise ProtocolError(
             ErrorCode.DTYPE_NOT_ALLOWED,
@@ -395,12 +459,13 @@ def _check_descriptor(desc: Any, where: str, num_frames: int) -> tuple[str, np.d
             f"send a list of at most {MAX_NDIM} non-negative ints (C order)",
         )
     order = desc.get("order", "<")
-    if order not in BYTE_ORDERS:
+    if order not in BYTE_ORDERS or (order == "|" and np.dtype(dtype_name).itemsize > 1):
         raise ProtocolError(
             ErrorCode.BAD_ARRAY,
             f"array {name!r}: byte order {order!r}",
             f"{where}.order",
-            "use '<' (little-endian, the default), '>' (big-endian) or '|' (one-byte dtypes)",
+            "use '<' (little-endian, the default) or '>' (big-endian); '|' only for one-byte "
+            "dtypes (bool, uint8, int8)",
         )
     frame = desc.get("frame")
     if isinstance(frame, bool) or not isinstance(frame, int) or not 1 <= frame <= num_frames:
@@ -436,7 +501,9 @@ def describe_arrays(
     descriptors, buffers = [], []
     origins = origins or {}
     for i, (name, value) in enumerate(arrays.items()):
-        arr = np.ascontiguousarray(value)
+        arr = np.asarray(value)
+        if not arr.flags.c_contiguous:  # (ascontiguousarray would turn a scalar into [1])
+            arr = np.ascontiguousarray(arr)
         if arr.dtype.name not in ALLOWED_DTYPES:
             raise TypeError(f"array {name!r}: dtype {arr.dtype} is not in the protocol allow-list")
         order = (

@@ -3,29 +3,41 @@
 `run_transfer(clips_dir, out, backend=...)` runs every clip through one backend; backends are
 `appearance` (classical appearance randomisation, the embedded CPU default), `diffusers`
 (Cosmos Transfer 2.5 through diffusers) and `cosmos-cli` (the cosmos-transfer2.5 checkout's
-own tool). See `base.py` for the protocol a backend implements.
+own tool). See `base.py` for the protocol a backend implements, and for sessions
+(`start_session`: push chunks, pull frames) that stream a run through a resident backend.
 """
 
 from cosmos_sim.transfer.base import (
     BackendError,
+    Chunk,
+    ChunkSession,
     Clip,
     ClipError,
     SegDecoder,
+    SessionOptions,
+    TickFrame,
     TransferBackend,
+    TransferSession,
     backend_names,
     find_clips,
     make_backend,
     prefetch,
     register_backend,
+    start_session,
 )
 from cosmos_sim.transfer.run import resolve_prompts, run_transfer
 
 __all__ = [
     "BackendError",
+    "Chunk",
+    "ChunkSession",
     "Clip",
     "ClipError",
     "SegDecoder",
+    "SessionOptions",
+    "TickFrame",
     "TransferBackend",
+    "TransferSession",
     "backend_names",
     "find_clips",
     "make_backend",
@@ -33,4 +45,5 @@ __all__ = [
     "register_backend",
     "resolve_prompts",
     "run_transfer",
+    "start_session",
 ]
