@@ -83,6 +83,9 @@ CONTROLS: dict[str, Control] = {
 MODALITIES = tuple(CONTROLS)
 """Control names, in the order they are written."""
 
+LOSSLESS = frozenset(name for name, control in CONTROLS.items() if control.lossless)
+"""Controls written with libx264rgb qp=0."""
+
 
 @dataclass
 class FrameChunk:

@@ -477,10 +477,15 @@ def transfer(
     clips: Annotated[Path, typer.Argument(help="Clips folder written by `controls`.")],
     out: Annotated[Path, typer.Option(help="New folder for the transfer output.")],
     backend: Annotated[
-        str, typer.Option(help="appearance (CPU, classical), diffusers or cosmos-cli.")
+        str, typer.Option(help="appearance (CPU, classical), diffusers, cosmos-cli, cosmos3, "
+                          "cosmos-framework.")
     ] = "appearance",
     model: Annotated[
-        str | None, typer.Option(help="diffusers: local pipeline folder or cached hub id.")
+        str | None,
+        typer.Option(
+            help="diffusers, cosmos3: local pipeline folder or cached hub id; cosmos-cli: the "
+            "tool's --model (e.g. edge/distilled, 4 steps); cosmos-framework: --checkpoint-path."
+        ),
     ] = None,
     controlnet: Annotated[
         str | None, typer.Option(help="Control to drive: edge, depth, seg or blur (vis).")
@@ -502,17 +507,24 @@ def transfer(
         "bfloat16"
     ),
     steps: Annotated[int | None, typer.Option(help="Denoising steps (Cosmos: 35).")] = None,
-) -> None:
+    control_set: Annotated[str | None, typer.Option("--controls", help="cosmos3, cosmos-framework:"
+                           " controls fed together, e.g. edge,depth (default: all)")] = None,
+    resolution: Annotated[int | None, typer.Option(help="cosmos3, cosmos-framework: Cosmos 3 "
+                          "resolution tier (720; Cosmos3-Edge: 480).")] = None,
+) -> None:  # fmt: skip
     """Run a transfer backend on every clip: OUT/<camera>/output.mp4 + OUT/transfer.json."""
     given = {"--model": model, "--controlnet": controlnet, "--controlnet-model": controlnet_model,
-             "--cosmos-root": cosmos_root, "--steps": steps}  # fmt: skip
+             "--cosmos-root": cosmos_root, "--steps": steps, "--controls": control_set,
+             "--resolution": resolution}  # fmt: skip
     stray = [flag for flag, value in given.items() if value is not None]
     stray = [flag for flag in stray if flag not in _TRANSFER_FLAGS.get(backend, given)]
     if stray:
         typer.secho(
             f"error: {', '.join(stray)} does not apply to --backend {backend}; drop it or "
             "pick the backend that uses it (diffusers: --model/--controlnet/--controlnet-model/"
-            "--steps; cosmos-cli: --cosmos-root/--controlnet/--steps)",
+            "--steps; cosmos-cli: --cosmos-root/--controlnet/--steps/--model; cosmos3: --model/"
+            "--controls/--resolution/--steps; cosmos-framework: --cosmos-root/--model/--controls/"
+            "--resolution/--steps)",
             fg="red", err=True,
         )  # fmt: skip
         raise typer.Exit(code=2)
@@ -524,7 +536,16 @@ def transfer(
     elif backend == "cosmos-cli":
         controls = {"blur": "vis"}.get(controlnet, controlnet)  # Cosmos' name for blur
         options = {"cosmos_root": cosmos_root, "nproc_per_node": nproc_per_node,
-                   "controls": controls, "num_steps": steps}  # fmt: skip
+                   "controls": controls, "num_steps": steps, "model": model}  # fmt: skip
+        required = ("cosmos_root", "--cosmos-root PATH")
+    elif backend == "cosmos3":
+        options = {"model": model, "device": device, "dtype": dtype, "controls": control_set,
+                   "resolution": resolution, "num_inference_steps": steps}  # fmt: skip
+        required = ("model", "--model PATH_OR_HUB_ID")
+    elif backend == "cosmos-framework":
+        options = {"cosmos_root": cosmos_root, "checkpoint": model, "controls": control_set,
+                   "nproc_per_node": nproc_per_node, "resolution": resolution,
+                   "num_steps": steps}  # fmt: skip
         required = ("cosmos_root", "--cosmos-root PATH")
     if options and options[required[0]] is None:
         typer.secho(f"error: --backend {backend} needs {required[1]}", fg="red", err=True)
@@ -544,7 +565,9 @@ def transfer(
 _TRANSFER_FLAGS = {
     "appearance": (),
     "diffusers": ("--model", "--controlnet", "--controlnet-model", "--steps"),
-    "cosmos-cli": ("--cosmos-root", "--controlnet", "--steps"),
+    "cosmos-cli": ("--cosmos-root", "--controlnet", "--steps", "--model"),
+    "cosmos3": ("--model", "--controls", "--resolution", "--steps"),
+    "cosmos-framework": ("--cosmos-root", "--model", "--controls", "--resolution", "--steps"),
 }
 """The backend-specific options each transfer backend takes; others are refused, not ignored."""
 

@@ -11,6 +11,7 @@ from fakes.transfer25_multiview_config import load_multiview_spec
 from typer.testing import CliRunner
 
 from cosmos_sim.cli import app
+from cosmos_sim.controls.multiview import transfer1_multiview_spec
 from cosmos_sim.controls.opendrive import OpenDriveError, write_hdmap_clip
 from cosmos_sim.types import SpecError
 from cosmos_sim.video import read_video
@@ -59,12 +60,14 @@ def test_transfer1_six_view_rig_writes_its_spec(tmp_path):
     written = write_hdmap_clip(
         STREET, tmp_path / "o", rig=RIGS / "transfer1_multiview.toml", seconds=0.2, progress=False
     )
-    spec = json.loads(Path(written["spec"]).read_text())
+    assert "spec" not in written and "view_condition_video" in written["note"]
+    views = ("front", "front_left", "front_right", "rear", "rear_left", "rear_right")
+    spec = transfer1_multiview_spec(
+        "hdmap", {v: tmp_path / "o" / f"hdmap_{v}.mp4" for v in views},
+        view_condition_video=tmp_path / "front_rgb.mp4",
+    )  # fmt: skip
     paths = spec["hdmap"]["input_control"]
-    assert [Path(p).name for p in paths] == [
-        f"hdmap_{v}.mp4"
-        for v in ("front", "front_left", "front_right", "rear", "rear_left", "rear_right")
-    ]
+    assert [Path(p).name for p in paths] == [f"hdmap_{v}.mp4" for v in views]
     assert all(Path(p).is_file() for p in paths)
 
 

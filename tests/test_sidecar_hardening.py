@@ -358,6 +358,11 @@ def raw_exchange(server: Server, header: dict, frames: list[bytes]) -> dict:
             "header.arrays[0].order",
         ),
         ({"name": "a", "dtype": "float32", "frame": 1}, "BAD_ARRAY", "header.arrays[0].shape"),
+        (
+            {"name": "a", "dtype": "float32", "shape": [4], "frame": 1, "order": ["<"]},
+            "BAD_ARRAY",
+            "header.arrays[0].order",
+        ),
     ],
 )
 def test_descriptor_errors(server, descriptor, code, field):

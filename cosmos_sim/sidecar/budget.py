@@ -197,6 +197,10 @@ def _hdmap_load(params: dict[str, Any], limits: Limits) -> None:
     in_range(params, "step_m", 0.1, 100.0)
 
 
+def _shm_open(params: dict[str, Any], limits: Limits) -> None:
+    in_range(params, "size", 1, limits.max_message_bytes)
+
+
 def _describe(params: dict[str, Any], limits: Limits) -> None:
     max_items(params, "methods", MAX_LIST)
 
@@ -213,6 +217,7 @@ RULES: Mapping[str, Rule] = {
     "env_reset": _env_reset,
     "env_branch": _env_branch,
     "hdmap_load": _hdmap_load,
+    "shm_open": _shm_open,
 }
 
 

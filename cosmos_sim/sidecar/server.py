@@ -118,6 +118,11 @@ class Session:
             )
         return resource.obj
 
+    def region(self, handle: str) -> memoryview | None:
+        """The bytes of this session's shared-memory region `handle` (None: no such)."""
+        resource = self.resources.get(handle)
+        return resource.obj.view if resource is not None and resource.kind == "shm" else None
+
     def pop(self, handle: str) -> Resource:
         return self.resources.pop(handle)
 
@@ -258,6 +263,8 @@ class Server:
         self._answer_lock = threading.Lock()
         self._hello_frame: Any = None
         self.jobs = None  # set by the transfer methods on first use
+        self.shm_bytes = 0
+        """Bytes of shared memory open over all sessions (methods/shm.py)."""
         self._inflight: dict[bytes, int] = {}
         self._tasks: queue.Queue[_Task | None] = queue.Queue()
         self._stop = threading.Event()
@@ -465,7 +472,7 @@ class Server:
         version = session.version if session else PROTOCOL_VERSION
         name, request_id = "(invalid)", None
         try:
-            request = decode_request(body, self.limits)
+            request = decode_request(body, self.limits, session.region if session else None)
             request_id = request.id
             method = self.methods.get(request.method)
             if method is None:
@@ -513,6 +520,9 @@ class Server:
             self.stats.record(name, False, time.perf_counter() - started)
             rid = request_id if exc.request_id is None else exc.request_id
             self._send(envelope + encode_error(rid, exc, version))
+        except Exception as exc:  # a bug: answer INTERNAL, and keep the I/O thread alive
+            self.stats.record(name, False, time.perf_counter() - started)
+            self._send(envelope + encode_error(request_id, _as_protocol_error(exc, name), version))
 
     def _send(self, frames: list[Any]) -> None:
         try:
@@ -615,7 +625,12 @@ class Server:
             result, arrays = method.handler(call)
             if method.name == "hello":
                 version = result["version"]
-            frames = encode_reply(request.id, result, arrays, version, request.origins)
+            shm_out = None
+            if request.shm_reply is not None and arrays:
+                handle, offset = request.shm_reply
+                region = session.region(handle)  # None if closed meanwhile: frames then
+                shm_out = None if region is None else (handle, region, offset)
+            frames = encode_reply(request.id, result, arrays, version, request.origins, shm_out)
             ok = True
         except Exception as exc:
             error = _as_protocol_error(exc, method.name)
