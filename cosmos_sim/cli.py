@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cosmos_sim.extras import MissingExtra
+from cosmos_sim.extras import MissingExtra, require
 from cosmos_sim.types import SpecError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -87,26 +87,27 @@ def capture(
     ego: Annotated[str, typer.Option(help="CARLA ego actor id, or 'spawn'.")] = "spawn",
     replay: Annotated[Path | None, typer.Option(help="CARLA recorder log to replay.")] = None,
     timeout: Annotated[float, typer.Option(help="CARLA connection timeout in s.")] = 10.0,
+    augment: Annotated[
+        str | None,
+        typer.Option(help="Transfer backend that augments the run as it goes, into OUT/augmented."),
+    ] = None,
+    prompt: Annotated[str | None, typer.Option(help="Prompt for --augment.")] = None,
+    overflow: Annotated[
+        str, typer.Option(help="When --augment lags: block (wait) or skip (drop chunks).")
+    ] = "block",
 ) -> None:
-    """Record an episode from a live simulator run."""
+    """Record an episode from a live simulator run (and augment it in the same run)."""
+    options = dict(sim=sim, scene=scene, seconds=seconds, seed=seed, width=width,
+                   height=height, renderer=renderer, host=host, port=port, rig=rig,
+                   ego=ego, replay=replay, timeout=timeout)  # fmt: skip
     try:
         with user_errors(), _interrupt_on_sigterm():
-            path = _capture(
-                out,
-                sim=sim,
-                scene=scene,
-                seconds=seconds,
-                seed=seed,
-                width=width,
-                height=height,
-                renderer=renderer,
-                host=host,
-                port=port,
-                rig=rig,
-                ego=ego,
-                replay=replay,
-                timeout=timeout,
-            )
+            if augment is not None:
+                from cosmos_sim.augment.cli import capture_and_augment
+
+                capture_and_augment(_capture, out, augment, prompt, overflow, _say, **options)
+                return
+            path = _capture(out, **options)
     except KeyboardInterrupt:
         _kept(out)
         raise typer.Exit(code=130) from None
@@ -130,7 +131,7 @@ def _kept(out: Path) -> None:
     )
 
 
-def _capture(out: Path, *, sim: str, seconds: float, **options: Any) -> Path:
+def _capture(out: Path, *, sim: str, seconds: float, on_tick: Any = None, **options: Any) -> Path:
     if seconds <= 0:
         raise SpecError(f"--seconds must be > 0, got {seconds}", field="--seconds")
     if sim == "pybullet":
@@ -145,7 +146,7 @@ def _capture(out: Path, *, sim: str, seconds: float, **options: Any) -> Path:
         )
         try:
             typer.echo(f"PyBullet scene {scene.name!r}, renderer: {scene.bridge.renderer}")
-            return record_episode(scene, seconds, out)
+            return record_episode(scene, seconds, out, on_tick=on_tick)
         finally:
             scene.close()
     if sim == "carla":
@@ -160,6 +161,7 @@ def _capture(out: Path, *, sim: str, seconds: float, **options: Any) -> Path:
             seconds=seconds,
             replay=options["replay"],
             timeout_s=options["timeout"],
+            on_tick=on_tick,
         )
     raise SpecError(f"--sim {sim!r} is not known; use 'pybullet' or 'carla'", field="--sim")
 
@@ -407,7 +409,8 @@ def eval_policies(
         str,
         typer.Option(
             help="Comma-separated policies: module:function (a dict/list expands), "
-            "[ALGO:]model.zip (stable-baselines3), label=spec to rename."
+            "[ALGO:]model.zip (stable-baselines3), http://HOST:PORT?prompt=TASK&domain_name=D "
+            "(a cosmos-framework action policy server), label=spec to rename."
         ),
     ],
     out: Annotated[Path, typer.Option(help="New folder for report.json and scatter.png.")],
@@ -590,6 +593,30 @@ def dataset(
     _say("annotations", path / "annotations.json")
     for sheet in sorted(path.glob("overlay_*.png")):
         _say("overlay sheet", sheet)
+
+
+@app.command()
+def batch(
+    plan: Annotated[
+        Path, typer.Argument(help="Plan (YAML): captures and stages; see examples/plans/.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Output folder; a re-run into it skips finished units.")
+    ],
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join [default: local Ray].")
+    ] = None,
+    num_cpus: Annotated[int | None, typer.Option(help="Local Ray CPUs [default: all].")] = None,
+    num_gpus: Annotated[int | None, typer.Option(help="Local Ray GPUs [default: all].")] = None,
+) -> None:
+    """Run a plan of many episodes on Ray (needs the `ray` extra): captures and controls as tasks,
+    transfer in resident GPU actors, datasets as tasks; resumable; DIR/batch_report.json."""
+    with user_errors(ValueError):
+        for module in ("ray", "pydantic"):
+            require(module, "ray", "cosmos-sim batch")
+        from cosmos_sim.batch.cli import batch_command
+
+        batch_command(plan, out, address=address, num_cpus=num_cpus, num_gpus=num_gpus)
 
 
 @app.command()
