@@ -46,6 +46,7 @@ from cosmos_sim.transfer.base import (
     Chunk,
     Clip,
     ClipError,
+    GuardrailBlocked,
     SessionOptions,
     TickFrame,
     check_chunk,
@@ -303,7 +304,17 @@ class Cosmos3Session:
             for c, hint in self.hints.items()
         }
         seeded = self._seed_frames is not None
-        out = self.backend.pipe(**self.call_kwargs(videos, seed_frames=self._seed_frames))
+        try:
+            out = self.backend.pipe(**self.call_kwargs(videos, seed_frames=self._seed_frames))
+        except ValueError as exc:  # diffusers reports a guardrail block as a ValueError
+            if "Cosmos Guardrail" not in str(exc):
+                raise
+            what = "the prompt" if "unsafe text" in str(exc) else "a generated chunk"
+            raise GuardrailBlocked(
+                f"the Cosmos guardrail refused {what} for camera {self.options.camera!r} "
+                f"(ticks from {self._ticks[0]}); nothing was returned for it. Change the prompt "
+                "or seed."
+            ) from exc
         decoded = out["previous_output"][0]  # [3, T, H, W] in [-1, 1], before the guardrail
         tail = decoded[:, decoded.shape[1] - self.cond :] if self.cond else None
         self._seed_frames = (

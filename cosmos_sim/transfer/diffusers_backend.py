@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from cosmos_sim.transfer.base import BackendError, Clip
+from cosmos_sim.transfer.base import BackendError, Clip, GuardrailBlocked
 from cosmos_sim.types import SpecError
 
 CONTROLNETS = {"edge": "edge", "depth": "depth", "seg": "seg", "blur": "vis"}
@@ -59,10 +59,6 @@ GUARDRAIL_HELP = (
 
 class SafetyError(BackendError):
     """The Cosmos guardrail is missing or was asked to be replaced where it must not be."""
-
-
-class GuardrailBlocked(BackendError):
-    """The Cosmos guardrail refused a prompt or an output video; nothing was written for it."""
 
 
 class DiffusersBackend:
