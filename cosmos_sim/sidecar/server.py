@@ -401,13 +401,15 @@ class Server:
 
     def _forward_replies(self) -> None:
         for _ in range(1000):  # bounded, so requests and replies take turns
+            try:
+                frames = self._replies.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            if len(frames) > 1:  # (one frame: a wake-up from stop())
+                self._done(frames[0].bytes)
+                self._send(frames)
             if not self._replies.get(zmq.EVENTS) & zmq.POLLIN:  # cheaper than catching Again
                 return
-            frames = self._replies.recv_multipart(copy=False)
-            if len(frames) == 1:  # a wake-up from stop()
-                continue
-            self._done(frames[0].bytes)
-            self._send(frames)
 
     def _done(self, identity: bytes) -> None:
         """One request of `identity` was answered; a departed client's session ends after
@@ -457,14 +459,17 @@ class Server:
                 self.end_session(identity)
 
     def _receive_requests(self) -> None:
-        for _ in range(1000):
-            if not self._router.get(zmq.EVENTS) & zmq.POLLIN:
+        for _ in range(1000):  # poll saw a request; more may wait behind it
+            try:
+                frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
                 return
-            frames = self._router.recv_multipart(copy=False)
             started = time.perf_counter()
             # REQ sockets put an empty delimiter frame before the body; DEALERs need not.
             cut = 2 if len(frames) > 1 and len(frames[1]) == 0 else 1
             self._handle(frames[:cut], frames[cut:], started)
+            if not self._router.get(zmq.EVENTS) & zmq.POLLIN:  # cheaper than catching Again
+                return
 
     def _handle(self, envelope: list[Any], body: list[Any], started: float) -> None:
         identity = envelope[0].bytes
