@@ -231,6 +231,11 @@ class Server:
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers: need at least 1, got {workers}")
+        if max_sessions < 1 or max_sessions_per_peer < 1:
+            raise ValueError(
+                f"max_sessions ({max_sessions}) and max_sessions_per_peer "
+                f"({max_sessions_per_peer}): need at least 1 each"
+            )
         if isinstance(curve_keys, str | Path):
             curve_keys = CurveKeys.load(curve_keys)
         check_bind(bind, curve=curve_keys is not None)
@@ -241,7 +246,7 @@ class Server:
         self.data_dir = Path(data_dir).resolve()
         self.session_idle_s = session_idle_s
         self.max_sessions = max_sessions
-        self.max_sessions_per_peer = max_sessions_per_peer
+        self.max_sessions_per_peer = min(max_sessions_per_peer, max_sessions)
         self.num_workers = workers
         self.transfer_backend = transfer_backend
         self.transfer_options = dict(transfer_options or {})
@@ -540,7 +545,10 @@ class Server:
         event ends its session. Pending events are read first: a fd closed just now may
         already be reused by this very connection."""
         self._disconnects()
-        fd = frame.get(zmq.SRCFD)
+        try:
+            fd = frame.get(zmq.SRCFD)
+        except zmq.ZMQError:  # inproc has no socket: idle expiry ends its sessions
+            return
         if fd >= 0:
             self._fds[fd] = identity
 
