@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cosmos_sim.extras import MissingExtra
+from cosmos_sim.extras import MissingExtra, require
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
@@ -59,8 +59,25 @@ def capture(
     ego: Annotated[str, typer.Option(help="CARLA ego actor id, or 'spawn'.")] = "spawn",
     replay: Annotated[Path | None, typer.Option(help="CARLA recorder log to replay.")] = None,
     timeout: Annotated[float, typer.Option(help="CARLA connection timeout in s.")] = 10.0,
+    augment: Annotated[
+        str | None,
+        typer.Option(help="Transfer backend that augments the run as it goes, into OUT/augmented."),
+    ] = None,
+    prompt: Annotated[str | None, typer.Option(help="Prompt for --augment.")] = None,
+    overflow: Annotated[
+        str, typer.Option(help="When --augment lags: block (wait) or skip (drop chunks).")
+    ] = "block",
 ) -> None:
-    """Record an episode from a live simulator run."""
+    """Record an episode from a live simulator run (and augment it in the same run)."""
+    if augment is not None:
+        from cosmos_sim.augment.cli import capture_and_augment
+
+        options = dict(sim=sim, scene=scene, seconds=seconds, seed=seed, width=width,
+                       height=height, renderer=renderer, host=host, port=port, rig=rig,
+                       ego=ego, replay=replay, timeout=timeout)  # fmt: skip
+        with user_errors():
+            capture_and_augment(_capture, out, augment, prompt, overflow, _say, **options)
+        return
     with user_errors():
         path = _capture(
             out,
@@ -81,7 +98,7 @@ def capture(
     _say("episode", path)
 
 
-def _capture(out: Path, *, sim: str, seconds: float, **options: Any) -> Path:
+def _capture(out: Path, *, sim: str, seconds: float, on_tick: Any = None, **options: Any) -> Path:
     if seconds <= 0:
         raise ValueError(f"--seconds must be > 0, got {seconds}")
     if sim == "pybullet":
@@ -96,7 +113,7 @@ def _capture(out: Path, *, sim: str, seconds: float, **options: Any) -> Path:
         )
         try:
             typer.echo(f"PyBullet scene {scene.name!r}, renderer: {scene.bridge.renderer}")
-            return record_episode(scene, seconds, out)
+            return record_episode(scene, seconds, out, on_tick=on_tick)
         finally:
             scene.close()
     if sim == "carla":
@@ -111,6 +128,7 @@ def _capture(out: Path, *, sim: str, seconds: float, **options: Any) -> Path:
             seconds=seconds,
             replay=options["replay"],
             timeout_s=options["timeout"],
+            on_tick=on_tick,
         )
     raise ValueError(f"--sim {sim!r} is not known; use 'pybullet' or 'carla'")
 
@@ -363,7 +381,8 @@ def eval_policies(
         str,
         typer.Option(
             help="Comma-separated policies: module:function (a dict/list expands), "
-            "[ALGO:]model.zip (stable-baselines3), label=spec to rename."
+            "[ALGO:]model.zip (stable-baselines3), http://HOST:PORT?prompt=TASK&domain_name=D "
+            "(a cosmos-framework action policy server), label=spec to rename."
         ),
     ],
     out: Annotated[Path, typer.Option(help="New folder for report.json and scatter.png.")],
@@ -433,13 +452,14 @@ def transfer(
     clips: Annotated[Path, typer.Argument(help="Clips folder written by `controls`.")],
     out: Annotated[Path, typer.Option(help="New folder for the transfer output.")],
     backend: Annotated[
-        str, typer.Option(help="appearance (CPU, classical), diffusers or cosmos-cli.")
+        str, typer.Option(help="appearance (CPU, classical), diffusers, cosmos-cli, cosmos3, "
+                          "cosmos-framework.")
     ] = "appearance",
     model: Annotated[
         str | None,
         typer.Option(
-            help="diffusers: local pipeline folder or cached hub id; cosmos-cli: the "
-            "tool's --model (e.g. edge/distilled, 4 steps)."
+            help="diffusers, cosmos3: local pipeline folder or cached hub id; cosmos-cli: the "
+            "tool's --model (e.g. edge/distilled, 4 steps); cosmos-framework: --checkpoint-path."
         ),
     ] = None,
     controlnet: Annotated[
@@ -462,17 +482,24 @@ def transfer(
         "bfloat16"
     ),
     steps: Annotated[int | None, typer.Option(help="Denoising steps (Cosmos: 35).")] = None,
-) -> None:
+    control_set: Annotated[str | None, typer.Option("--controls", help="cosmos3, cosmos-framework:"
+                           " controls fed together, e.g. edge,depth (default: all)")] = None,
+    resolution: Annotated[int | None, typer.Option(help="cosmos3, cosmos-framework: Cosmos 3 "
+                          "resolution tier (720; Cosmos3-Edge: 480).")] = None,
+) -> None:  # fmt: skip
     """Run a transfer backend on every clip: OUT/<camera>/output.mp4 + OUT/transfer.json."""
     given = {"--model": model, "--controlnet": controlnet, "--controlnet-model": controlnet_model,
-             "--cosmos-root": cosmos_root, "--steps": steps}  # fmt: skip
+             "--cosmos-root": cosmos_root, "--steps": steps, "--controls": control_set,
+             "--resolution": resolution}  # fmt: skip
     stray = [flag for flag, value in given.items() if value is not None]
     stray = [flag for flag in stray if flag not in _TRANSFER_FLAGS.get(backend, given)]
     if stray:
         typer.secho(
             f"error: {', '.join(stray)} does not apply to --backend {backend}; drop it or "
             "pick the backend that uses it (diffusers: --model/--controlnet/--controlnet-model/"
-            "--steps; cosmos-cli: --cosmos-root/--controlnet/--steps/--model)",
+            "--steps; cosmos-cli: --cosmos-root/--controlnet/--steps/--model; cosmos3: --model/"
+            "--controls/--resolution/--steps; cosmos-framework: --cosmos-root/--model/--controls/"
+            "--resolution/--steps)",
             fg="red", err=True,
         )  # fmt: skip
         raise typer.Exit(code=2)
@@ -485,6 +512,15 @@ def transfer(
         controls = {"blur": "vis"}.get(controlnet, controlnet)  # Cosmos' name for blur
         options = {"cosmos_root": cosmos_root, "nproc_per_node": nproc_per_node,
                    "controls": controls, "num_steps": steps, "model": model}  # fmt: skip
+        required = ("cosmos_root", "--cosmos-root PATH")
+    elif backend == "cosmos3":
+        options = {"model": model, "device": device, "dtype": dtype, "controls": control_set,
+                   "resolution": resolution, "num_inference_steps": steps}  # fmt: skip
+        required = ("model", "--model PATH_OR_HUB_ID")
+    elif backend == "cosmos-framework":
+        options = {"cosmos_root": cosmos_root, "checkpoint": model, "controls": control_set,
+                   "nproc_per_node": nproc_per_node, "resolution": resolution,
+                   "num_steps": steps}  # fmt: skip
         required = ("cosmos_root", "--cosmos-root PATH")
     if options and options[required[0]] is None:
         typer.secho(f"error: --backend {backend} needs {required[1]}", fg="red", err=True)
@@ -504,6 +540,8 @@ _TRANSFER_FLAGS = {
     "appearance": (),
     "diffusers": ("--model", "--controlnet", "--controlnet-model", "--steps"),
     "cosmos-cli": ("--cosmos-root", "--controlnet", "--steps", "--model"),
+    "cosmos3": ("--model", "--controls", "--resolution", "--steps"),
+    "cosmos-framework": ("--cosmos-root", "--model", "--controls", "--resolution", "--steps"),
 }
 """The backend-specific options each transfer backend takes; others are refused, not ignored."""
 
@@ -537,6 +575,30 @@ def dataset(
     _say("annotations", path / "annotations.json")
     for sheet in sorted(path.glob("overlay_*.png")):
         _say("overlay sheet", sheet)
+
+
+@app.command()
+def batch(
+    plan: Annotated[
+        Path, typer.Argument(help="Plan (YAML): captures and stages; see examples/plans/.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Output folder; a re-run into it skips finished units.")
+    ],
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join [default: local Ray].")
+    ] = None,
+    num_cpus: Annotated[int | None, typer.Option(help="Local Ray CPUs [default: all].")] = None,
+    num_gpus: Annotated[int | None, typer.Option(help="Local Ray GPUs [default: all].")] = None,
+) -> None:
+    """Run a plan of many episodes on Ray (needs the `ray` extra): captures and controls as tasks,
+    transfer in resident GPU actors, datasets as tasks; resumable; DIR/batch_report.json."""
+    with user_errors():
+        for module in ("ray", "pydantic"):
+            require(module, "ray", "cosmos-sim batch")
+        from cosmos_sim.batch.cli import batch_command
+
+        batch_command(plan, out, address=address, num_cpus=num_cpus, num_gpus=num_gpus)
 
 
 @app.command()

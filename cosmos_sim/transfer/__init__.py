@@ -2,8 +2,10 @@
 
 `run_transfer(clips_dir, out, backend=...)` runs every clip through one backend; backends are
 `appearance` (classical appearance randomisation, the embedded CPU default), `diffusers`
-(Cosmos Transfer 2.5 through diffusers) and `cosmos-cli` (the cosmos-transfer2.5 checkout's
-own tool). See `base.py` for the protocol a backend implements, and for sessions
+(Cosmos Transfer 2.5 through diffusers), `cosmos-cli` (the cosmos-transfer2.5 checkout's
+own tool), `cosmos3` (Cosmos 3 through diffusers' modular pipeline, every control at once)
+and `cosmos-framework` (a cosmos-framework checkout's own inference script). See `base.py`
+for the protocol a backend implements, and for sessions
 (`start_session`: push chunks, pull frames) that stream a run through a resident backend.
 """
 
@@ -13,6 +15,7 @@ from cosmos_sim.transfer.base import (
     ChunkSession,
     Clip,
     ClipError,
+    GuardrailBlocked,
     SegDecoder,
     SessionOptions,
     TickFrame,
@@ -27,12 +30,15 @@ from cosmos_sim.transfer.base import (
 )
 from cosmos_sim.transfer.run import resolve_prompts, run_transfer
 
+register_backend("cosmos3", "cosmos_sim.transfer.cosmos3:Cosmos3Backend")
+
 __all__ = [
     "BackendError",
     "Chunk",
     "ChunkSession",
     "Clip",
     "ClipError",
+    "GuardrailBlocked",
     "SegDecoder",
     "SessionOptions",
     "TickFrame",
