@@ -103,6 +103,7 @@ def test_write_unit_publishes_the_folder_with_its_marker(tmp_path):
 
     marker = write_unit(tmp_path, "stage", "u1", make)
     assert marker["frames"] == 3 and marker["pid"] == os.getpid()
+    assert marker["abandoned_attempts"] == 0
     assert (tmp_path / "stage" / "u1" / "data.txt").read_text() == "x"
     assert done_marker(tmp_path, "stage", "u1") == marker
     assert write_unit(tmp_path, "stage", "u1", make) == marker  # finished: not redone
@@ -132,7 +133,7 @@ def test_write_unit_removes_a_killed_attempt_and_a_losing_copy(tmp_path):
         return {"winner": False}
 
     marker = write_unit(tmp_path, "stage", "u1", make_losing)
-    assert marker["winner"] is True
+    assert marker["winner"] is True and marker["abandoned_attempts"] == 1
     assert sorted(p.name for p in (tmp_path / "stage").iterdir()) == ["u1"]
     assert sorted(p.name for p in (tmp_path / "stage" / "u1").iterdir()) == [DONE_MARKER]
 
