@@ -59,8 +59,25 @@ def capture(
     ego: Annotated[str, typer.Option(help="CARLA ego actor id, or 'spawn'.")] = "spawn",
     replay: Annotated[Path | None, typer.Option(help="CARLA recorder log to replay.")] = None,
     timeout: Annotated[float, typer.Option(help="CARLA connection timeout in s.")] = 10.0,
+    augment: Annotated[
+        str | None,
+        typer.Option(help="Transfer backend that augments the run as it goes, into OUT/augmented."),
+    ] = None,
+    prompt: Annotated[str | None, typer.Option(help="Prompt for --augment.")] = None,
+    overflow: Annotated[
+        str, typer.Option(help="When --augment lags: block (wait) or skip (drop chunks).")
+    ] = "block",
 ) -> None:
-    """Record an episode from a live simulator run."""
+    """Record an episode from a live simulator run (and augment it in the same run)."""
+    if augment is not None:
+        from cosmos_sim.augment.cli import capture_and_augment
+
+        options = dict(sim=sim, scene=scene, seconds=seconds, seed=seed, width=width,
+                       height=height, renderer=renderer, host=host, port=port, rig=rig,
+                       ego=ego, replay=replay, timeout=timeout)  # fmt: skip
+        with user_errors():
+            capture_and_augment(_capture, out, augment, prompt, overflow, _say, **options)
+        return
     with user_errors():
         path = _capture(
             out,
@@ -81,7 +98,7 @@ def capture(
     _say("episode", path)
 
 
-def _capture(out: Path, *, sim: str, seconds: float, **options: Any) -> Path:
+def _capture(out: Path, *, sim: str, seconds: float, on_tick: Any = None, **options: Any) -> Path:
     if seconds <= 0:
         raise ValueError(f"--seconds must be > 0, got {seconds}")
     if sim == "pybullet":
@@ -96,7 +113,7 @@ def _capture(out: Path, *, sim: str, seconds: float, **options: Any) -> Path:
         )
         try:
             typer.echo(f"PyBullet scene {scene.name!r}, renderer: {scene.bridge.renderer}")
-            return record_episode(scene, seconds, out)
+            return record_episode(scene, seconds, out, on_tick=on_tick)
         finally:
             scene.close()
     if sim == "carla":
@@ -111,6 +128,7 @@ def _capture(out: Path, *, sim: str, seconds: float, **options: Any) -> Path:
             seconds=seconds,
             replay=options["replay"],
             timeout_s=options["timeout"],
+            on_tick=on_tick,
         )
     raise ValueError(f"--sim {sim!r} is not known; use 'pybullet' or 'carla'")
 
@@ -363,7 +381,8 @@ def eval_policies(
         str,
         typer.Option(
             help="Comma-separated policies: module:function (a dict/list expands), "
-            "[ALGO:]model.zip (stable-baselines3), label=spec to rename."
+            "[ALGO:]model.zip (stable-baselines3), http://HOST:PORT?prompt=TASK&domain_name=D "
+            "(a cosmos-framework action policy server), label=spec to rename."
         ),
     ],
     out: Annotated[Path, typer.Option(help="New folder for report.json and scatter.png.")],

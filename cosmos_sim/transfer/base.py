@@ -55,6 +55,10 @@ class BackendError(RuntimeError):
     """A backend could not run (a missing guardrail, a failed tool); the message says why."""
 
 
+class GuardrailBlocked(BackendError):
+    """The Cosmos guardrail refused a prompt or an output video; nothing was written for it."""
+
+
 @dataclass(frozen=True)
 class Clip:
     """One camera's control clip on disk (read lazily)."""
@@ -281,8 +285,8 @@ def backend_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def make_backend(name: str, **options: Any) -> TransferBackend:
-    """Build the backend registered as `name` with its options."""
+def backend_factory(name: str) -> Callable[..., TransferBackend]:
+    """The class (or factory) registered as `name`, imported but not built."""
     if name not in _REGISTRY:
         raise SpecError(f"--backend {name!r} is not known; choose one of {backend_names()}")
     if name in _EXTRAS:
@@ -291,7 +295,12 @@ def make_backend(name: str, **options: Any) -> TransferBackend:
     if isinstance(factory, str):
         module, _, attr = factory.partition(":")
         factory = getattr(importlib.import_module(module), attr)
-    return factory(**options)
+    return factory
+
+
+def make_backend(name: str, **options: Any) -> TransferBackend:
+    """Build the backend registered as `name` with its options."""
+    return backend_factory(name)(**options)
 
 
 # -- sessions: a backend resident for a run, fed chunk by chunk -----------------------------
