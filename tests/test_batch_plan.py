@@ -84,15 +84,20 @@ def test_rerun_with_other_stage_settings_is_refused_before_ray_starts(tmp_path):
     second = load_plan(plan(stages={"controls": {"device": "cpu"}}))
     out = tmp_path / "out"
     out.mkdir()
-    from cosmos_sim.batch.runner import _check_same_plan
+    from cosmos_sim.batch.outdir import check_same_plan
 
-    _check_same_plan(first, out)
+    check_same_plan(first, out)
     with pytest.raises(PlanError) as caught:
         run_plan(second, out)
     assert caught.value.field == "stages.controls.device"
     more_seeds = load_plan(plan(captures=[{"name": "tab", "seconds": 0.25, "seeds": [0, 1, 2]}],
                                 stages={"controls": {}}))  # fmt: skip
-    _check_same_plan(more_seeds, out)  # adding episodes is allowed
+    check_same_plan(more_seeds, out)  # adding episodes is allowed
+    wider = load_plan(plan(captures=[{"name": "tab", "seconds": 0.25, "seeds": [0], "width": 64}],
+                           stages={"controls": {}}))  # fmt: skip
+    with pytest.raises(PlanError) as caught:
+        check_same_plan(wider, out)
+    assert caught.value.field == "captures.tab.width"
 
 
 def test_write_unit_publishes_the_folder_with_its_marker(tmp_path):
