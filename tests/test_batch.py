@@ -35,7 +35,7 @@ def small_plan(captures=None, **stages):
             "stages": {
                 "controls": {"modalities": ["depth", "seg", "edge"], "device": "cpu"},
                 "transfer": {"backend": "appearance", "prompt": "at dusk"},
-                "dataset": {"sheets": False},
+                "dataset": {},
                 **stages,
             },
             "max_retries": 2,

@@ -190,7 +190,7 @@ def dataset_task(out: Path, unit: Unit, plan: Plan) -> dict[str, Any]:
     transfer = unit_dir(out, "transfer", unit.id) if plan.stages.transfer else None
     return write_unit(
         out, "dataset", unit.id,
-        lambda p: stage_fns.dataset(unit, plan.stages.dataset, episode, transfer, p),
+        lambda p: stage_fns.dataset(unit, episode, transfer, p),
     )  # fmt: skip
 
 
