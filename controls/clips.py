@@ -265,9 +265,9 @@ def _episode_map(episode: Episode, xodr: str | Path | None) -> Path | None:
 
 def _hdmap_scene(map_path: Path, version: str) -> HDMapScene:
     """The map compiled once for every camera and frame (parsed by CARLA's own reader)."""
-    from cosmos_sim.controls.opendrive import load_opendrive, map_geometry
+    from cosmos_sim.bridges.opendrive import compile_map
 
-    return compile_scene(map_geometry(load_opendrive(map_path)), version)
+    return compile_scene(compile_map(map_path).geometry, version)
 
 
 def _read_episode(
@@ -388,7 +388,7 @@ def _write_camera(
             w, h = size
             controls[modality] = backend["hdmap"](
                 hdmap_scene, [data["K"][t] for t in unique], [data["pose"][t] for t in unique],
-                w, h, [data["dynamic"][t] for t in unique],
+                h, w, [data["dynamic"][t] for t in unique],
             )  # fmt: skip
         bar.update(1)
     bar.set_postfix_str("encode")

@@ -10,10 +10,11 @@ import pytest
 from fakes.transfer25_multiview_config import load_multiview_spec
 from typer.testing import CliRunner
 
+from cosmos_sim.bridges.opendrive import OpenDriveError
 from cosmos_sim.cli import app
-from cosmos_sim.controls.opendrive import OpenDriveError, write_hdmap_clip
 from cosmos_sim.types import SpecError
 from cosmos_sim.video import read_video
+from cosmos_sim.wsm import write_hdmap_clip
 
 DATA = Path(__file__).parent / "data"
 STREET = DATA / "two_way_street.xodr"
@@ -71,7 +72,7 @@ def test_transfer1_six_view_rig_writes_its_spec(tmp_path):
 def test_unparseable_opendrive_names_the_file_and_quotes_carla(tmp_path):
     bad = tmp_path / "broken.xodr"
     bad.write_text("<OpenDRIVE><road></OpenDRIVE")
-    with pytest.raises(OpenDriveError, match=r"broken.xodr.*CARLA said: ERROR: unable to parse"):
+    with pytest.raises(OpenDriveError, match=r"broken.xodr.*as XML it is broken"):
         write_hdmap_clip(bad, tmp_path / "o", progress=False)
     result = CliRunner().invoke(app, ["hdmap", "--xodr", str(bad), "--out", str(tmp_path / "p")])
     assert result.exit_code == 2 and "broken.xodr" in result.output

@@ -105,7 +105,7 @@ def _hdmap(call: Call, render: Callable[..., np.ndarray]) -> np.ndarray:
         ],
         light_states={str(k): str(v) for k, v in p["light_states"].items()},
     )
-    return render(scene, [K], [cam_to_world], width, height, [dynamic])[0]
+    return render(scene, [K], [cam_to_world], height, width, [dynamic])[0]
 
 
 def _image_size(call: Call, modality: str) -> tuple[int, int]:
