@@ -49,6 +49,7 @@ class Config:
     load_seconds: float = 30.0
     load_processes: int = 4
     skip_rtt: bool = False
+    sizes: str = ",".join(SIZES)
 
 
 def endpoint(transport: str, name: str) -> str:
@@ -139,7 +140,8 @@ def rtt_table(cfg: Config) -> list[dict]:
     rows = []
     try:
         rng = np.random.default_rng(0)
-        for name, (h, w) in SIZES.items():
+        for name in cfg.sizes.split(","):
+            h, w = SIZES[name]
             frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
             n = max(10, int(ROUND_TRIPS[name] * cfg.scale))
             raw, side = rtts_over_connections(raw_addr, side_addr, frame, n, cfg.connections)
@@ -318,6 +320,7 @@ def main() -> None:
     parser.add_argument("--load-seconds", type=float, default=Config.load_seconds)
     parser.add_argument("--load-processes", type=int, default=Config.load_processes)
     parser.add_argument("--skip-rtt", action="store_true")
+    parser.add_argument("--sizes", default=Config.sizes, help=f"comma list of {list(SIZES)}")
     cfg = Config(**vars(parser.parse_args()))
     print(
         f"sidecar vs raw pyzmq multipart, {cfg.transport}, zmq {zmq.zmq_version()}, "

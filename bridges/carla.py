@@ -37,6 +37,7 @@ from cosmos_sim.bridges.carla_rig import (
     load_rig,
 )
 from cosmos_sim.episode import EpisodeWriter
+from cosmos_sim.extras import require
 from cosmos_sim.types import SensorFrame
 
 #: CARLA base types of the Transfer 2.5 HD-map box classes Truck and Cyclist (`box_class`).
@@ -49,14 +50,7 @@ class CarlaBridgeError(ValueError):
 
 
 def import_carla() -> Any:
-    try:
-        import carla
-    except ImportError as exc:  # pragma: no cover - the extra is installed in CI
-        raise ImportError(
-            "the CARLA bridge needs the `carla` client: pip install 'cosmos-sim[carla]' "
-            "(carla==0.9.16, matching your server)"
-        ) from exc
-    return carla
+    return require("carla", "carla", "CARLA (capture and OpenDRIVE maps)", " (carla==0.9.16)")
 
 
 # --------------------------------------------------------------------------- decoding
@@ -563,8 +557,11 @@ def capture_episode(
     replay: Path | None = None,
     timeout_s: float = 10.0,
     progress: bool = True,
+    on_tick: Callable[[list[SensorFrame]], None] | None = None,
 ) -> Path:
-    """Record `seconds` of a live (or replayed) CARLA world into a new episode at `out`."""
+    """Record `seconds` of a live (or replayed) CARLA world into a new episode at `out`.
+
+    `on_tick` gets each tick's frames once they are on disk (e.g. `Augmenter.submit`)."""
     the_rig = default_rig() if rig is None else load_rig(rig)
     if seconds <= 0:
         raise CarlaBridgeError(f"seconds must be > 0, got {seconds}")
@@ -598,6 +595,7 @@ def capture_episode(
                     the_rig,
                     num_ticks,
                     progress,
+                    on_tick,
                     meta={
                         "host": host,
                         "port": port,
@@ -642,6 +640,7 @@ def _record(
     rig: Rig,
     num_ticks: int,
     progress: bool,
+    on_tick: Callable[[list[SensorFrame]], None] | None,
     meta: dict[str, Any],
 ) -> None:
     from tqdm import tqdm
@@ -664,3 +663,5 @@ def _record(
             frames, info = sensors.collect(frame, index)
             state = world_state(world, ego)
             writer.append(frames, data={"carla_frame": int(frame), **info, **state})
+            if on_tick is not None:
+                on_tick(frames)

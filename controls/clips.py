@@ -5,7 +5,8 @@ For each camera, `write_clips` writes into `out/<camera>/`:
 - `rgb.mp4` and one `<modality>.mp4` per control, resampled to 16 fps (`resample_indices`:
   the tick at or before each output time) and at the camera's Cosmos bucket resolution;
 - `transfer25.json` (Transfer 2.5, paths relative to that folder), `transfer1.json`
-  (Transfer 1, absolute paths), `seg_palette.json`, `contact_sheet.png`;
+  (Transfer 1 general controls, absolute paths), `transfer1_av.json` (Transfer 1 Sample-AV:
+  lidar, hdmap), `seg_palette.json`, `contact_sheet.png`;
 
 and `out/transfer25_batch.jsonl` (every camera's Transfer 2.5 sample, paths relative to
 `out`) plus `out/clips.json`, which records the episode tick behind each output frame: the
@@ -25,7 +26,7 @@ episode recorded a LiDAR, hdmap only when it has an OpenDRIVE map. Asking for ei
 explicitly on an episode without what it needs is an error.
 
 HD map (`hdmap`, Transfer 1 AV control; Transfer 2.5 single-view has no hdmap key, so it is
-only in `transfer1.json`): rendered by `controls.hdmap` (colour version v3 by default) from
+only in `transfer1_av.json`): rendered by `controls.hdmap` (colour version v3 by default) from
 the episode's `map.xodr`, which CARLA captures save, or from `xodr=` for any other episode
 recorded on an OpenDRIVE map. Each output frame is drawn with that tick's camera K and
 cam_to_world and its dynamic state (`DynamicState.from_tick_data`: CARLA's actor boxes and
@@ -48,8 +49,12 @@ from cosmos_sim.controls.hdmap import DynamicState, HDMapScene, compile_scene
 from cosmos_sim.controls.seg import save_palette, seg_palette
 from cosmos_sim.controls.spec import (
     DEFAULT_PROMPT,
-    TRANSFER1_CONTROLS,
+    TRANSFER1_AV_CONTROLS,
+    TRANSFER1_AV_FPS,
+    TRANSFER1_GENERAL_CONTROLS,
     TRANSFER25_CONTROLS,
+    sample_name,
+    transfer1_av_spec,
     transfer1_spec,
     transfer25_spec,
     weights_for,
@@ -167,16 +172,29 @@ def write_clips(
                 prompt=prompt, control_weights=control_weights, seed=seed,
                 edge_preset=edge_preset, vis_preset=vis_preset,
             )  # fmt: skip
-            spec = transfer25_spec(name, videos["rgb"], t25, relative_to=cam_out, **spec_kwargs)
+            sample = sample_name(episode.path, name)  # unique across episodes in one batch
+            spec = transfer25_spec(sample, videos["rgb"], t25, relative_to=cam_out, **spec_kwargs)
             result["transfer25"] = write_spec_json(spec, cam_out / "transfer25.json")
-            batch.append(transfer25_spec(name, videos["rgb"], t25, relative_to=out, **spec_kwargs))
+            batch.append(
+                transfer25_spec(sample, videos["rgb"], t25, relative_to=out, **spec_kwargs)
+            )
         else:
             notes.append(f"{name}: no Transfer 2.5 control among {wanted}; transfer25.json skipped")
-        t1 = {k: videos[k] for k in TRANSFER1_CONTROLS if k in videos}
+        t1 = {k: videos[k] for k in TRANSFER1_GENERAL_CONTROLS if k in videos}
         if t1:
             spec1 = transfer1_spec(videos["rgb"], t1, prompt=prompt, seed=seed,
                                    control_weights=control_weights)  # fmt: skip
             result["transfer1"] = write_spec_json(spec1, cam_out / "transfer1.json")
+        t1_av = {k: videos[k] for k in TRANSFER1_AV_CONTROLS if k in videos}
+        if t1_av:  # the Sample-AV base model: its own run (spec.transfer1_av_spec)
+            spec_av = transfer1_av_spec(t1_av, prompt=prompt, seed=seed, fps=COSMOS_FPS,
+                                        control_weights=control_weights)  # fmt: skip
+            result["transfer1_av"] = write_spec_json(spec_av, cam_out / "transfer1_av.json")
+            if COSMOS_FPS != TRANSFER1_AV_FPS:
+                notes.append(
+                    f"{name}: transfer1_av.json controls are {COSMOS_FPS} fps; the "
+                    f"Transfer 1 AV models were trained at {TRANSFER1_AV_FPS} fps"
+                )
         written[name] = result
     manifest: dict[str, Any] = {
         "episode": str(episode.path.absolute()),

@@ -15,20 +15,14 @@ from typing import Any
 import numpy as np
 
 from cosmos_sim.episode import ensure_empty_dir
+from cosmos_sim.extras import require
 from cosmos_sim.types import SpecError
 
 FORMATS = ("pcd", "ply")
 
 
 def _o3d() -> Any:
-    try:
-        import open3d
-    except ImportError as exc:  # pragma: no cover - the extra is installed in CI
-        raise ImportError(
-            "point-cloud export needs open3d: pip install 'cosmos-sim[carla]' (open3d-cpu); "
-            "on Debian it also needs libusb-1.0-0"
-        ) from exc
-    return open3d
+    return require("open3d", "carla", "point-cloud export", " (on Debian also libusb-1.0-0)")
 
 
 def _points(points: np.ndarray, name: str = "points") -> np.ndarray:

@@ -3,23 +3,28 @@
 **Transfer 2.5** (`python examples/inference.py -i spec.json -o out/` in cosmos-transfer2.5).
 Fields are those of `InferenceArguments` in `cosmos_transfer2/config.py` (pydantic,
 `extra="forbid"`: an unknown top-level key is an error), read at commit
-08aa5ae661401999c57c6233719c89088d4fbfa5. The parser `chdir`s to the spec file's folder
-before validating, so **relative paths resolve against the folder of the spec file** (not
-the caller's cwd); `control_path`/`video_path` must exist then (`pydantic.FilePath`). We
-write paths relative to the spec's folder, so a clip folder can be moved as a whole.
+2ff49d0717af02057ae79bc75c00fbff9da1b4e7 (HEAD, 2026-06). The parser `chdir`s to the spec
+file's folder before validating, so **relative paths resolve against the folder of the spec
+file** (not the caller's cwd); `control_path`/`video_path` must exist then
+(`pydantic.FilePath`). We write paths relative to the spec's folder, so a clip folder can be
+moved as a whole.
 
 **Transfer 1** (`cosmos_transfer1/diffusion/inference/transfer.py --controlnet_specs spec.json`).
 Top-level dicts are controls (`input_control`, `control_weight`); top-level scalars override
 the CLI arguments of the same name when not given on the command line. Transfer 1 opens paths
 as given, relative to the cwd of the run (the cosmos-transfer1 checkout), so we write
-absolute paths.
+absolute paths. Its general controls (vis, seg, edge, depth, ...) run on the general base
+model; hdmap and lidar need the Sample-AV base model (`is_av_sample`, `sigma_max` 80,
+trained at 30 fps), so no one run serves both: `transfer1_spec` writes the first kind,
+`transfer1_av_spec` the second (read at cosmos-transfer1 5005e823, 2026-06).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,29 @@ TRANSFER25_CONTROLS = ("edge", "vis", "depth", "seg")
 
 TRANSFER1_CONTROLS = ("vis", "seg", "edge", "depth", "keypoint", "upscale", "hdmap", "lidar")
 """Control keys Transfer 1's transfer.py accepts (`valid_hint_keys`)."""
+
+TRANSFER1_AV_CONTROLS = ("hdmap", "lidar")
+"""Transfer 1 controls that exist only on the Sample-AV base model."""
+
+TRANSFER1_GENERAL_CONTROLS = tuple(k for k in TRANSFER1_CONTROLS if k not in TRANSFER1_AV_CONTROLS)
+"""Transfer 1 controls of the general base model."""
+
+TRANSFER1_AV_FPS = 30
+"""Frame rate the Transfer 1 Sample-AV models were trained at (their RDS-HQ clips)."""
+
+TRANSFER1_AV_SIGMA_MAX = 80.0
+"""Sample-AV runs generate from the controls alone: sigma_max >= 80 ignores the input video."""
+
+TRANSFER25_NEGATIVE_PROMPT = (
+    "The video captures a game playing, with bad crappy graphics and cartoonish frames. It "
+    "represents a recording of old outdated games. The lighting looks very fake. The textures "
+    "are very raw and basic. The geometries are very primitive. The images are very pixelated "
+    "and of poor CG quality. There are many subtitles in the footage. Overall, the video is "
+    "unrealistic at all."
+)
+"""Transfer 2.5's own negative prompt (`DEFAULT_NEGATIVE_PROMPT`, cosmos_transfer2/config.py):
+it names the simulator look the transfer should leave behind. diffusers' pipeline default is a
+generic quality prompt, so the diffusers backend passes this one explicitly."""
 
 DEFAULT_CONTROL_WEIGHTS: dict[str, float] = {
     "edge": 1.0,
@@ -58,7 +86,8 @@ TRANSFER25_FIELDS = frozenset(
         "video_path", "max_frames", "context_frame_index", "image_context_path",
         "num_conditional_frames", "resolution", "sigma_max", "num_video_frames_per_chunk",
         "num_steps", "show_control_condition", "show_input", "keep_input_resolution",
-        "edge", "depth", "vis", "seg",
+        "edge", "depth", "vis", "seg", "guided_generation_mask",
+        "guided_generation_step_threshold", "guided_generation_foreground_labels",
     }
 )  # fmt: skip
 """Every top-level field of Transfer 2.5's InferenceArguments (config.py, commit above)."""
@@ -75,6 +104,21 @@ TRANSFER25_CONTROL_FIELDS: dict[str, frozenset[str]] = {
 """Fields of EdgeConfig, BlurConfig, DepthConfig and SegConfig."""
 
 PRESETS = ("very_low", "low", "medium", "high", "very_high")
+
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def sample_name(episode: str | Path | None, camera: str) -> str:
+    """A sample name unique across episodes: `<episode folder name>-<camera>`.
+
+    Cosmos writes `<name>.mp4` and refuses a batch with a repeated name ("samplename front is
+    not unique"), so a camera name alone breaks as soon as two episodes share a batch.
+    """
+    if not camera:
+        raise SpecError("sample_name: camera must be a non-empty string")
+    stem = Path(str(episode)).name if episode else ""
+    name = f"{stem}-{camera}" if stem else camera
+    return _NAME_UNSAFE.sub("_", name)
 
 
 def weights_for(
@@ -121,6 +165,10 @@ def transfer25_spec(
     edge_preset: str = "medium",
     vis_preset: str = "medium",
     relative_to: str | Path | None = None,
+    control_masks: Mapping[str, str | Path] | None = None,
+    guided_generation_mask: str | Path | None = None,
+    guided_generation_foreground_labels: Sequence[int] | None = None,
+    guided_generation_step_threshold: int | None = None,
 ) -> dict[str, Any]:
     """One Transfer 2.5 sample: the RGB video plus one block per control video.
 
@@ -129,6 +177,13 @@ def transfer25_spec(
     them from there) or as given when it is None. `edge_preset`/`vis_preset` record the
     presets the control videos were made with. Defaults are Cosmos' own, except the weights
     (DEFAULT_CONTROL_WEIGHTS).
+
+    `control_masks` gives a control its spatial weight map (`mask_path`: a video, white where
+    the control applies; `controls.masks.write_mask_video`). Guided generation anchors the
+    simulator's foreground: `guided_generation_mask` is an `.npz` of per-frame label ids
+    (`arr_0`, T×H×W) and `guided_generation_foreground_labels` the ids to keep (None: every
+    non-zero id); Cosmos holds those pixels to the input video for the first
+    `guided_generation_step_threshold` steps (its default 25).
     """
     if not name:
         raise SpecError("transfer25_spec: name must be a non-empty string (the output stem)")
@@ -171,6 +226,19 @@ def transfer25_spec(
         spec["max_frames"] = int(max_frames)
     if sigma_max is not None:
         spec["sigma_max"] = str(sigma_max)
+    spec.update(
+        _guided_generation(
+            guided_generation_mask, guided_generation_foreground_labels,
+            guided_generation_step_threshold, relative_to,
+        )
+    )  # fmt: skip
+    masks = dict(control_masks or {})
+    stray = sorted(set(masks) - set(controls))
+    if stray:
+        raise SpecError(
+            f"transfer25_spec: control_masks for {stray}, which are not among the controls "
+            f"{sorted(controls)}; give a mask only to a control the sample uses"
+        )
     weights = weights_for(controls, control_weights)
     for key in TRANSFER25_CONTROLS:
         if key not in controls:
@@ -183,8 +251,48 @@ def transfer25_spec(
             block["preset_edge_threshold"] = edge_preset
         if key == "vis":
             block["preset_blur_strength"] = vis_preset
+        if key in masks:
+            block["mask_path"] = _path(masks[key], relative_to)
         spec[key] = block
     return spec
+
+
+def _guided_generation(
+    mask: str | Path | None,
+    labels: Sequence[int] | None,
+    threshold: int | None,
+    relative_to: str | Path | None,
+) -> dict[str, Any]:
+    """The guided-generation fields of a Transfer 2.5 sample, checked as Cosmos reads them."""
+    if mask is None:
+        if labels is not None or threshold is not None:
+            raise SpecError(
+                "transfer25_spec: guided_generation_foreground_labels / _step_threshold need "
+                "guided_generation_mask (the .npz of label ids they refer to)"
+            )
+        return {}
+    if Path(mask).suffix not in (".npz", ".mp4"):
+        raise SpecError(
+            f"transfer25_spec: guided_generation_mask {str(mask)!r} must be an .npz of label ids "
+            "(arr_0, T×H×W) or a white-on-black .mp4; Cosmos reads no other format"
+        )
+    fields: dict[str, Any] = {"guided_generation_mask": _path(mask, relative_to)}
+    if labels is not None:
+        labels = [int(v) for v in labels]
+        if not labels:
+            raise SpecError(
+                "transfer25_spec: guided_generation_foreground_labels is empty; Cosmos needs "
+                "at least one id (or None for every non-zero id)"
+            )
+        if Path(mask).suffix != ".npz":
+            raise SpecError(
+                "transfer25_spec: guided_generation_foreground_labels apply to an .npz mask "
+                "only (Cosmos ignores them for .mp4)"
+            )
+        fields["guided_generation_foreground_labels"] = labels
+    if threshold is not None:
+        fields["guided_generation_step_threshold"] = int(threshold)
+    return fields
 
 
 def transfer1_spec(
@@ -200,19 +308,19 @@ def transfer1_spec(
     sigma_max: float | None = None,
     fps: int = 16,
 ) -> dict[str, Any]:
-    """A Transfer 1 `--controlnet_specs` object; paths are made absolute (see module doc).
+    """A Transfer 1 `--controlnet_specs` object for the general base model (vis, seg, edge,
+    depth, keypoint, upscale); paths are made absolute (see module doc).
 
     `fps` is the output video's frame rate; our clips are 16 fps, so the default keeps the
-    output in step with the simulator's time.
+    output in step with the simulator's time. hdmap and lidar go in `transfer1_av_spec`.
     """
-    unknown = sorted(set(controls) - set(TRANSFER1_CONTROLS))
-    if unknown:
+    av = sorted(set(controls) & set(TRANSFER1_AV_CONTROLS))
+    if av:
         raise SpecError(
-            f"transfer1_spec: controls {unknown} are not Transfer 1 controls; use "
-            f"{list(TRANSFER1_CONTROLS)}"
+            f"transfer1_spec: {av} run only on Transfer 1's Sample-AV base model; write them "
+            "with transfer1_av_spec (a separate run with --is_av_sample)"
         )
-    if not controls:
-        raise SpecError(f"transfer1_spec: give at least one control of {list(TRANSFER1_CONTROLS)}")
+    _check_transfer1_controls("transfer1_spec", controls, TRANSFER1_GENERAL_CONTROLS)
     spec: dict[str, Any] = {
         "prompt": prompt,
         "input_video_path": str(Path(video_path).absolute()),
@@ -225,14 +333,74 @@ def transfer1_spec(
         spec["negative_prompt"] = negative_prompt
     if sigma_max is not None:
         spec["sigma_max"] = float(sigma_max)
-    weights = weights_for(controls, control_weights)
-    for key in TRANSFER1_CONTROLS:
-        if key in controls:
-            spec[key] = {
-                "input_control": str(Path(controls[key]).absolute()),
-                "control_weight": weights[key],
-            }
+    spec.update(_transfer1_blocks(controls, control_weights))
     return spec
+
+
+def transfer1_av_spec(
+    controls: Mapping[str, str | Path],
+    *,
+    prompt: str = DEFAULT_PROMPT,
+    control_weights: Mapping[str, float] | None = None,
+    negative_prompt: str | None = None,
+    seed: int = 1,
+    num_steps: int = 35,
+    guidance: float = 7.0,
+    fps: int = TRANSFER1_AV_FPS,
+) -> dict[str, Any]:
+    """A Transfer 1 `--controlnet_specs` object for the Sample-AV base model (hdmap, lidar).
+
+    It sets `is_av_sample` (which picks the AV base checkpoint) and `sigma_max` 80 (generate
+    from the controls alone, as NVIDIA's AV examples run), and holds no general control.
+    `fps` must be the control videos' real rate; the AV models were trained at
+    TRANSFER1_AV_FPS (30), so controls rendered at 30 fps match what they learned.
+    """
+    general = sorted(set(controls) - set(TRANSFER1_AV_CONTROLS))
+    if general:
+        raise SpecError(
+            f"transfer1_av_spec: {general} are not Sample-AV controls (it takes "
+            f"{list(TRANSFER1_AV_CONTROLS)}); write them with transfer1_spec, a separate run"
+        )
+    _check_transfer1_controls("transfer1_av_spec", controls, TRANSFER1_AV_CONTROLS)
+    spec: dict[str, Any] = {
+        "prompt": prompt,
+        "is_av_sample": True,
+        "sigma_max": TRANSFER1_AV_SIGMA_MAX,
+        "seed": int(seed),
+        "num_steps": int(num_steps),
+        "guidance": float(guidance),
+        "fps": int(fps),
+    }
+    if negative_prompt is not None:
+        spec["negative_prompt"] = negative_prompt
+    spec.update(_transfer1_blocks(controls, control_weights))
+    return spec
+
+
+def _check_transfer1_controls(
+    who: str, controls: Mapping[str, str | Path], allowed: Sequence[str]
+) -> None:
+    unknown = sorted(set(controls) - set(TRANSFER1_CONTROLS))
+    if unknown:
+        raise SpecError(
+            f"{who}: controls {unknown} are not Transfer 1 controls; use {list(allowed)}"
+        )
+    if not controls:
+        raise SpecError(f"{who}: give at least one control of {list(allowed)}")
+
+
+def _transfer1_blocks(
+    controls: Mapping[str, str | Path], control_weights: Mapping[str, float] | None
+) -> dict[str, Any]:
+    weights = weights_for(controls, control_weights)
+    return {
+        key: {
+            "input_control": str(Path(controls[key]).absolute()),
+            "control_weight": weights[key],
+        }
+        for key in TRANSFER1_CONTROLS
+        if key in controls
+    }
 
 
 def write_spec_json(spec: Mapping[str, Any], path: str | Path) -> Path:

@@ -13,10 +13,13 @@ from typing import Annotated, Any
 
 import typer
 
+from cosmos_sim.extras import MissingExtra, require
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
 #: Errors that are the user's input, not our bug: printed as one line, exit code 2.
 USER_ERRORS: tuple[type[Exception], ...] = (
+    MissingExtra,
     ValueError,
     FileExistsError,
     FileNotFoundError,
@@ -56,8 +59,25 @@ def capture(
     ego: Annotated[str, typer.Option(help="CARLA ego actor id, or 'spawn'.")] = "spawn",
     replay: Annotated[Path | None, typer.Option(help="CARLA recorder log to replay.")] = None,
     timeout: Annotated[float, typer.Option(help="CARLA connection timeout in s.")] = 10.0,
+    augment: Annotated[
+        str | None,
+        typer.Option(help="Transfer backend that augments the run as it goes, into OUT/augmented."),
+    ] = None,
+    prompt: Annotated[str | None, typer.Option(help="Prompt for --augment.")] = None,
+    overflow: Annotated[
+        str, typer.Option(help="When --augment lags: block (wait) or skip (drop chunks).")
+    ] = "block",
 ) -> None:
-    """Record an episode from a live simulator run."""
+    """Record an episode from a live simulator run (and augment it in the same run)."""
+    if augment is not None:
+        from cosmos_sim.augment.cli import capture_and_augment
+
+        options = dict(sim=sim, scene=scene, seconds=seconds, seed=seed, width=width,
+                       height=height, renderer=renderer, host=host, port=port, rig=rig,
+                       ego=ego, replay=replay, timeout=timeout)  # fmt: skip
+        with user_errors():
+            capture_and_augment(_capture, out, augment, prompt, overflow, _say, **options)
+        return
     with user_errors():
         path = _capture(
             out,
@@ -78,7 +98,7 @@ def capture(
     _say("episode", path)
 
 
-def _capture(out: Path, *, sim: str, seconds: float, **options: Any) -> Path:
+def _capture(out: Path, *, sim: str, seconds: float, on_tick: Any = None, **options: Any) -> Path:
     if seconds <= 0:
         raise ValueError(f"--seconds must be > 0, got {seconds}")
     if sim == "pybullet":
@@ -93,7 +113,7 @@ def _capture(out: Path, *, sim: str, seconds: float, **options: Any) -> Path:
         )
         try:
             typer.echo(f"PyBullet scene {scene.name!r}, renderer: {scene.bridge.renderer}")
-            return record_episode(scene, seconds, out)
+            return record_episode(scene, seconds, out, on_tick=on_tick)
         finally:
             scene.close()
     if sim == "carla":
@@ -108,6 +128,7 @@ def _capture(out: Path, *, sim: str, seconds: float, **options: Any) -> Path:
             seconds=seconds,
             replay=options["replay"],
             timeout_s=options["timeout"],
+            on_tick=on_tick,
         )
     raise ValueError(f"--sim {sim!r} is not known; use 'pybullet' or 'carla'")
 
@@ -237,6 +258,13 @@ def serve(
     max_array_mb: Annotated[int, typer.Option(help="Largest array frame in MiB.")] = 256,
     max_message_mb: Annotated[int, typer.Option(help="Largest request in MiB.")] = 512,
     max_arrays: Annotated[int, typer.Option(help="Most array frames per request.")] = 64,
+    max_request_s: Annotated[
+        int, typer.Option(help="Time limit of a stateless request (controls, reads), s.")
+    ] = 60,
+    max_sessions: Annotated[int, typer.Option(help="Most client sessions at once.")] = 1024,
+    max_sessions_per_peer: Annotated[
+        int, typer.Option(help="Most sessions of one peer (CURVE key, IP or ipc process).")
+    ] = 256,
     transfer_backend: Annotated[
         str, typer.Option(help="Backend of transfer jobs: appearance, diffusers, cosmos-cli.")
     ] = "appearance",
@@ -275,11 +303,14 @@ def serve(
             max_message_bytes=max_message_mb * 2**20,
             max_array_bytes=max_array_mb * 2**20,
             max_arrays=max_arrays,
+            max_request_s=max_request_s,
         )
         server = Server(
             bind,
             workers=workers,
             limits=limits,
+            max_sessions=max_sessions,
+            max_sessions_per_peer=max_sessions_per_peer,
             curve_keys=curve_keys,
             data_dir=data_dir,
             transfer_backend=transfer_backend,
@@ -366,7 +397,8 @@ def eval_policies(
         str,
         typer.Option(
             help="Comma-separated policies: module:function (a dict/list expands), "
-            "[ALGO:]model.zip (stable-baselines3), label=spec to rename."
+            "[ALGO:]model.zip (stable-baselines3), http://HOST:PORT?prompt=TASK&domain_name=D "
+            "(a cosmos-framework action policy server), label=spec to rename."
         ),
     ],
     out: Annotated[Path, typer.Option(help="New folder for report.json and scatter.png.")],
@@ -436,10 +468,15 @@ def transfer(
     clips: Annotated[Path, typer.Argument(help="Clips folder written by `controls`.")],
     out: Annotated[Path, typer.Option(help="New folder for the transfer output.")],
     backend: Annotated[
-        str, typer.Option(help="appearance (CPU, classical), diffusers or cosmos-cli.")
+        str, typer.Option(help="appearance (CPU, classical), diffusers, cosmos-cli, cosmos3, "
+                          "cosmos-framework.")
     ] = "appearance",
     model: Annotated[
-        str | None, typer.Option(help="diffusers: local pipeline folder or cached hub id.")
+        str | None,
+        typer.Option(
+            help="diffusers, cosmos3: local pipeline folder or cached hub id; cosmos-cli: the "
+            "tool's --model (e.g. edge/distilled, 4 steps); cosmos-framework: --checkpoint-path."
+        ),
     ] = None,
     controlnet: Annotated[
         str | None, typer.Option(help="Control to drive: edge, depth, seg or blur (vis).")
@@ -461,17 +498,24 @@ def transfer(
         "bfloat16"
     ),
     steps: Annotated[int | None, typer.Option(help="Denoising steps (Cosmos: 35).")] = None,
-) -> None:
+    control_set: Annotated[str | None, typer.Option("--controls", help="cosmos3, cosmos-framework:"
+                           " controls fed together, e.g. edge,depth (default: all)")] = None,
+    resolution: Annotated[int | None, typer.Option(help="cosmos3, cosmos-framework: Cosmos 3 "
+                          "resolution tier (720; Cosmos3-Edge: 480).")] = None,
+) -> None:  # fmt: skip
     """Run a transfer backend on every clip: OUT/<camera>/output.mp4 + OUT/transfer.json."""
     given = {"--model": model, "--controlnet": controlnet, "--controlnet-model": controlnet_model,
-             "--cosmos-root": cosmos_root, "--steps": steps}  # fmt: skip
+             "--cosmos-root": cosmos_root, "--steps": steps, "--controls": control_set,
+             "--resolution": resolution}  # fmt: skip
     stray = [flag for flag, value in given.items() if value is not None]
     stray = [flag for flag in stray if flag not in _TRANSFER_FLAGS.get(backend, given)]
     if stray:
         typer.secho(
             f"error: {', '.join(stray)} does not apply to --backend {backend}; drop it or "
             "pick the backend that uses it (diffusers: --model/--controlnet/--controlnet-model/"
-            "--steps; cosmos-cli: --cosmos-root/--controlnet/--steps)",
+            "--steps; cosmos-cli: --cosmos-root/--controlnet/--steps/--model; cosmos3: --model/"
+            "--controls/--resolution/--steps; cosmos-framework: --cosmos-root/--model/--controls/"
+            "--resolution/--steps)",
             fg="red", err=True,
         )  # fmt: skip
         raise typer.Exit(code=2)
@@ -483,7 +527,16 @@ def transfer(
     elif backend == "cosmos-cli":
         controls = {"blur": "vis"}.get(controlnet, controlnet)  # Cosmos' name for blur
         options = {"cosmos_root": cosmos_root, "nproc_per_node": nproc_per_node,
-                   "controls": controls, "num_steps": steps}  # fmt: skip
+                   "controls": controls, "num_steps": steps, "model": model}  # fmt: skip
+        required = ("cosmos_root", "--cosmos-root PATH")
+    elif backend == "cosmos3":
+        options = {"model": model, "device": device, "dtype": dtype, "controls": control_set,
+                   "resolution": resolution, "num_inference_steps": steps}  # fmt: skip
+        required = ("model", "--model PATH_OR_HUB_ID")
+    elif backend == "cosmos-framework":
+        options = {"cosmos_root": cosmos_root, "checkpoint": model, "controls": control_set,
+                   "nproc_per_node": nproc_per_node, "resolution": resolution,
+                   "num_steps": steps}  # fmt: skip
         required = ("cosmos_root", "--cosmos-root PATH")
     if options and options[required[0]] is None:
         typer.secho(f"error: --backend {backend} needs {required[1]}", fg="red", err=True)
@@ -502,7 +555,9 @@ def transfer(
 _TRANSFER_FLAGS = {
     "appearance": (),
     "diffusers": ("--model", "--controlnet", "--controlnet-model", "--steps"),
-    "cosmos-cli": ("--cosmos-root", "--controlnet", "--steps"),
+    "cosmos-cli": ("--cosmos-root", "--controlnet", "--steps", "--model"),
+    "cosmos3": ("--model", "--controls", "--resolution", "--steps"),
+    "cosmos-framework": ("--cosmos-root", "--model", "--controls", "--resolution", "--steps"),
 }
 """The backend-specific options each transfer backend takes; others are refused, not ignored."""
 
@@ -536,6 +591,89 @@ def dataset(
     _say("annotations", path / "annotations.json")
     for sheet in sorted(path.glob("overlay_*.png")):
         _say("overlay sheet", sheet)
+
+
+@app.command()
+def batch(
+    plan: Annotated[
+        Path, typer.Argument(help="Plan (YAML): captures and stages; see examples/plans/.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Output folder; a re-run into it skips finished units.")
+    ],
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to join [default: local Ray].")
+    ] = None,
+    num_cpus: Annotated[int | None, typer.Option(help="Local Ray CPUs [default: all].")] = None,
+    num_gpus: Annotated[int | None, typer.Option(help="Local Ray GPUs [default: all].")] = None,
+) -> None:
+    """Run a plan of many episodes on Ray (needs the `ray` extra): captures and controls as tasks,
+    transfer in resident GPU actors, datasets as tasks; resumable; DIR/batch_report.json."""
+    with user_errors():
+        for module in ("ray", "pydantic"):
+            require(module, "ray", "cosmos-sim batch")
+        from cosmos_sim.batch.cli import batch_command
+
+        batch_command(plan, out, address=address, num_cpus=num_cpus, num_gpus=num_gpus)
+
+
+@app.command()
+def view(
+    run: Annotated[Path, typer.Argument(help="Episode folder, or a `cosmos-sim demo` folder.")],
+    save: Annotated[
+        Path | None, typer.Option(help="Write a .rrd recording instead of opening the viewer.")
+    ] = None,
+    clips: Annotated[Path | None, typer.Option(help="`controls` output to show.")] = None,
+    transfer: Annotated[Path | None, typer.Option(help="`transfer` output to show.")] = None,
+    dataset: Annotated[Path | None, typer.Option(help="`dataset` output to show.")] = None,
+) -> None:
+    """Open a run in the rerun viewer (pip install 'cosmos-sim[view]'): cameras in 3D, RGB,
+    depth, segmentation, control videos, transfer output, labels, LiDAR and boxes on the sim
+    timeline."""
+    with user_errors():
+        from cosmos_sim.view import find_run, view_run
+
+        folders = find_run(run, clips=clips, transfer=transfer, dataset=dataset)
+        saved = view_run(folders, save=save)
+    if saved is not None:
+        _say("recording", saved)
+
+
+@app.command()
+def critic(
+    run: Annotated[Path, typer.Argument(help="Episode folder, or a `cosmos-sim demo` folder.")],
+    model: Annotated[
+        str, typer.Option(help="Cosmos Reason folder, or a hub id in the local cache.")
+    ],
+    transfer: Annotated[Path | None, typer.Option(help="`transfer` output to score.")] = None,
+    learned: Annotated[
+        Path | None, typer.Option(help="Folder of learned-env .mp4 rollouts.")
+    ] = None,
+    dataset: Annotated[Path | None, typer.Option(help="`dataset` output to annotate.")] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Drop dataset cameras scoring under this (0-1).")
+    ] = None,
+    frames: Annotated[int, typer.Option(help="Frames sampled per video.")] = 8,
+    device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="bfloat16, float16, float32.")] = "float32",
+) -> None:
+    """Score transfer output (physical plausibility, prompt adherence) and learned-env rollouts
+    (plausibility) with a Cosmos Reason model; scores go beside them and into the dataset."""
+    with user_errors():
+        from cosmos_sim.critic import ReasonCritic, filter_dataset, score_run
+        from cosmos_sim.view import find_run
+
+        folders = find_run(run, transfer=transfer, learned=learned, dataset=dataset)
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"--threshold {threshold}: pass a probability in [0, 1]")
+        judge = ReasonCritic(model, device=device, dtype=dtype, frames_per_video=frames)
+        written = score_run(judge, transfer=folders.transfer, learned=folders.learned)
+        if folders.dataset is not None and "transfer" in written:
+            filter_dataset(folders.dataset, written["transfer"], threshold)
+    for part, payload in written.items():
+        for name, score in payload["scores"].items():
+            values = ", ".join(f"{k} {v:.3f}" for k, v in score.items() if v is not None)
+            typer.echo(f"{part:<9} {name:<24} {values}")
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import re
 import subprocess
 import sys
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -56,10 +56,15 @@ def run_tool(
     label: str,
     error: type[Exception] = CosmosToolError,
     echo: bool = True,
+    env: Mapping[str, str] | None = None,
 ) -> None:
     """Run `cmd` in `root`, streaming its output to `log_path` (and to the console when
-    `echo`) with a progress bar; raise `error` with that output on failure."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    `echo`) with a progress bar; raise `error` with that output on failure.
+
+    The tool runs with `root` as its working directory, so every path in `cmd` must be
+    absolute (callers resolve theirs). `env` adds variables to the tool's environment.
+    """
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     tail: deque[str] = deque(maxlen=FAILURE_TAIL_LINES)
     bar = tqdm(desc=label, unit="step", total=None)
     with open(log_path, "w") as log:

@@ -65,7 +65,8 @@ def ensure_empty_dir(path: str | Path, what: str = "output folder") -> Path:
 
 def write_json_atomic(path: Path, payload: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=_json_default))
+    # Strict JSON: NaN/Infinity have no JSON form and strict readers reject them.
+    tmp.write_text(json.dumps(payload, indent=2, default=_json_default, allow_nan=False))
     os.replace(tmp, path)
 
 
@@ -158,7 +159,7 @@ class EpisodeWriter:
             "sensors": sensors_meta,
             "data": json_data,
         }
-        blob = json.dumps(meta, default=_json_default).encode()
+        blob = json.dumps(meta, default=_json_default, allow_nan=False).encode()
         arrays["__meta__"] = np.frombuffer(blob, dtype=np.uint8)
         final = self.path / TICKS_DIR / f"{index:06d}.npz"
         tmp = final.with_name(f".{index:06d}.npz.tmp")

@@ -205,9 +205,11 @@ def write_hdmap_clip(
         )
         mv.validate_transfer25_multiview(spec, out)
         written["spec"] = write_spec_json(spec, out / "multiview_spec.json")
-    elif layout == "transfer1":
-        spec = mv.transfer1_multiview_spec("hdmap", {v: by_view[v] for v in mv.TRANSFER1_VIEWS})
-        written["spec"] = write_spec_json(spec, out / "transfer1_multiview_spec.json")
+    elif layout == "transfer1":  # its spec also needs the front RGB (view_condition_video)
+        written["note"] = (
+            "Transfer 1 six-view conditions on the front camera's RGB video: write its spec "
+            "with controls.multiview.transfer1_multiview_spec(view_condition_video=...)"
+        )
     return written
 
 

@@ -17,9 +17,10 @@ A learned env built on `LearnedCore` runs all episodes of a policy as lanes of o
 
 Policies (`load_policies`): `module:attr` naming a callable `obs -> action` (a class is
 instantiated with no arguments; a dict or list of callables expands to several policies),
-or a saved stable-baselines3 model (`path.zip`, `ALGO:path.zip`). `label=` in front renames
-one. A policy with a `reseed(seed)` method is deep-copied and reseeded per episode, so its
-noise is the same in both envs and independent of lane order.
+a saved stable-baselines3 model (`path.zip`, `ALGO:path.zip`), or a cosmos-framework action
+policy server (`http://HOST:PORT?prompt=...&domain_name=...`, envs/policy_client.py).
+`label=` in front renames one. A policy with a `reseed(seed)` method is deep-copied and
+reseeded per episode, so its noise is the same in both envs and independent of lane order.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def load_policies(specs: str | Sequence[str]) -> list[Policy]:
         raise PolicySpecError("--policies is empty; pass module:function or model.zip specs")
     policies: list[Policy] = []
     for item in items:
-        label, _, spec = item.partition("=") if "=" in item else ("", "", item)
+        # "=" inside a URL's query is not a label: only look left of "://".
+        label, _, spec = item.partition("=") if "=" in item.split("://")[0] else ("", "", item)
         found = _resolve(spec)
         if label:
             if len(found) != 1:
@@ -84,6 +86,14 @@ def load_policies(specs: str | Sequence[str]) -> list[Policy]:
 
 
 def _resolve(spec: str) -> list[Policy]:
+    if spec.startswith(("http://", "https://")):
+        from cosmos_sim.envs.policy_client import PolicyServerError, ServedPolicy
+
+        try:
+            served = ServedPolicy.from_url(spec)
+        except PolicyServerError as exc:
+            raise PolicySpecError(f"policy spec {spec!r}: {exc}") from exc
+        return [Policy(served.name, spec, served)]
     head, _, tail = spec.partition(":")
     if spec.endswith(".zip"):
         algo, path = (head, tail) if tail and head.upper() in SB3_ALGOS else (None, spec)

@@ -143,8 +143,10 @@ def test_write_clips_specs_parse_with_the_cosmos_mirror(clips, tmp_path, monkeyp
     assert batched.depth.control_path == (out / "front" / "depth.mp4").absolute()
     assert single.seed == 3  # write_clips' seed goes into the specs too
     spec1 = json.loads((out / "front" / "transfer1.json").read_text())
-    assert spec1["seed"] == 3
-    assert spec1["lidar"]["input_control"] == str((out / "front" / "lidar.mp4").absolute())
+    assert spec1["seed"] == 3 and "lidar" not in spec1  # lidar needs the Sample-AV model
+    spec_av = json.loads((out / "front" / "transfer1_av.json").read_text())
+    assert spec_av["lidar"]["input_control"] == str((out / "front" / "lidar.mp4").absolute())
+    assert spec_av["is_av_sample"] is True and spec_av["sigma_max"] == 80
     assert "lidar" not in json.loads((out / "front" / "transfer25.json").read_text())
 
 

@@ -108,7 +108,7 @@ def test_hdmap_frames_are_the_renderer_s_frames_of_each_tick_bit_exact(carla_cli
 
 def test_hdmap_is_in_the_transfer1_spec_only(carla_clips, tmp_path, monkeypatch):
     _, out, _ = carla_clips
-    spec1 = json.loads((out / "front" / "transfer1.json").read_text())
+    spec1 = json.loads((out / "front" / "transfer1_av.json").read_text())
     assert spec1["hdmap"] == {
         "input_control": str((out / "front" / "hdmap.mp4").absolute()),
         "control_weight": 1.0,

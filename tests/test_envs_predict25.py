@@ -1,9 +1,11 @@
-"""Cosmos Predict 2.5 robot action-cond through a checkout's tool, with a stand-in script."""
+"""Cosmos Predict 2.5 robot action-cond through the resident worker, against a stand-in
+checkout (tests/fakes/predict25_checkout): the real worker process, socket and protocol;
+only the 2B model and the guardrail networks are stand-ins."""
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,32 +13,47 @@ import pytest
 import torch
 
 from cosmos_sim.envs import LearnedEnv, LearnedVectorEnv
+from cosmos_sim.envs.multiverse import branch
 from cosmos_sim.envs.predict25 import (
     ACTION_HIGH,
     ACTION_LOW,
     Predict25Error,
     Predict25WorldModel,
-    integrate_actions,
 )
 from cosmos_sim.envs.world_model import WorldModelError
 
-STANDIN = Path(__file__).parent / "fakes" / "predict25_standin.py"
+CHECKOUT = Path(__file__).parent / "fakes" / "predict25_checkout"
 SCALE = np.array([20.0] * 6 + [1.0])
 
 
 @pytest.fixture
-def checkout(tmp_path, monkeypatch):
-    root = tmp_path / "cosmos-predict2.5"
-    (root / "examples").mkdir(parents=True)
-    (root / "cosmos_predict2").mkdir()
-    shutil.copy(STANDIN, root / "examples" / "action_conditioned.py")
+def log(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.setenv("STANDIN_LOG", str(tmp_path / "standin_log.json"))
-    return root
+    path = tmp_path / "standin_log.jsonl"
+    monkeypatch.setenv("STANDIN_LOG", str(path))
+
+    def events(kind: str) -> list[dict]:
+        lines = path.read_text().splitlines() if path.is_file() else []
+        return [e for e in map(json.loads, lines) if e["event"] == kind]
+
+    return events
 
 
-def runs(checkout: Path) -> list:
-    return json.loads((checkout.parent / "standin_log.json").read_text())
+@pytest.fixture
+def model(tmp_path):
+    models = []
+
+    def make(**kwargs) -> Predict25WorldModel:
+        kwargs.setdefault("workdir", tmp_path / "work")
+        made = Predict25WorldModel(
+            CHECKOUT, frame_shape=(32, 32, 3), prompt="move the cup", resolution=None, **kwargs
+        )
+        models.append(made)
+        return made
+
+    yield make
+    for made in models:
+        made.close()
 
 
 def judge(frames: torch.Tensor):
@@ -48,103 +65,112 @@ def starts(n: int = 2) -> np.ndarray:
     return np.random.default_rng(0).integers(60, 120, (n, 1, 32, 32, 3), dtype=np.uint8)
 
 
-def test_a_chunk_of_12_bridge_actions_reaches_the_tool_scaled_by_20(checkout):
-    model = Predict25WorldModel(checkout, frame_shape=(32, 32, 3), resolution="48,64")
-    env = LearnedEnv(
-        model,
-        start_frames=starts(),
-        reward_fn=judge,
-        chunk_mode="chunk",
-        action_low=ACTION_LOW,
-        action_high=ACTION_HIGH,
+def env_of(world_model, n: int = 1, **kwargs):
+    options = dict(
+        start_frames=starts(2), reward_fn=judge, action_low=ACTION_LOW, action_high=ACTION_HIGH
     )
-    assert env.action_space.shape == (12, 7)
+    options.update(kwargs)
+    if n == 1:
+        return LearnedEnv(world_model, **options)
+    return LearnedVectorEnv(world_model, n, **options)
+
+
+def test_the_model_loads_once_for_many_steps_and_actions_arrive_scaled(model, log):
+    world = model()
+    env = env_of(world, chunk_mode="chunk")
     chunk = np.random.default_rng(1).uniform(ACTION_LOW, ACTION_HIGH, (12, 7)).astype(np.float32)
-    chunk[:, 6] = np.round(chunk[:, 6])
     obs, _ = env.reset(seed=0)
-    nxt, reward, _, _, info = env.step(chunk)
-    [[received]] = runs(checkout)
-    assert received["chunk_size"] == 12
-    assert np.allclose(received["actions"], chunk * SCALE, atol=1e-5)  # motion ×20, gripper ×1
-    assert nxt.shape == (32, 32, 3) and info["substeps"] == 12
-    # The stand-in brightens frame k by k × the first scaled Δx: the last frame is the 12th.
-    expected = np.clip(obs.astype(np.float64) + 12 * chunk[0, 0] * 20, 0, 255)
-    assert abs(nxt.mean() - expected.mean()) < 2.0
+    for _ in range(3):
+        obs, reward, _, _, info = env.step(chunk)
+    assert len(log("load")) == 1 and len(log("text_guardrail_loaded")) == 1
+    steps = log("step")
+    assert len(steps) == 3 and len({s["pid"] for s in steps}) == 1
+    assert np.allclose(steps[0]["actions"], chunk * SCALE, atol=1e-5)  # motion ×20, gripper ×1
+    assert steps[0]["prompt"] == "move the cup" and steps[0]["guidance"] == 0
+    assert len(log("video_check")) == 3 and log("text_check")[0]["prompt"] == "move the cup"
+    assert obs.shape == (32, 32, 3) and info["substeps"] == 12
 
 
-def test_repeat_mode_holds_one_7d_action_for_the_12_sub_steps(checkout):
-    model = Predict25WorldModel(checkout, frame_shape=(32, 32, 3), resolution=None)
-    env = LearnedEnv(
-        model,
-        start_frames=starts(),
-        reward_fn=judge,
-        action_low=ACTION_LOW,
-        action_high=ACTION_HIGH,
-    )
-    action = np.array([0.01, -0.02, 0.0, 0.0, 0.03, -0.01, 1.0], np.float32)
+def test_branches_get_distinct_seeds_and_differ_and_a_seed_repeats_them(model, log):
+    env = env_of(model())
     env.reset(seed=0)
-    env.step(action)
-    [[received]] = runs(checkout)
-    assert np.allclose(received["actions"], np.tile(action * SCALE, (12, 1)), atol=1e-5)
+    action = np.array([0.01, 0, 0, 0, 0, 0, 1], np.float32)
+    futures = branch(env, 4, seed=3)
+    first = futures.step(np.tile(action, (4, 1)))[0]
+    seeds = [s["seed"] for s in log("step")]
+    assert len(set(seeds)) == 4
+    assert len({f.tobytes() for f in first}) == 4
+    again = branch(env, 4, seed=3).step(np.tile(action, (4, 1)))[0]
+    assert np.array_equal(again, first) and [s["seed"] for s in log("step")][4:] == seeds
+    assert len(log("load")) == 1  # the futures share the world model, and its one worker
 
 
-def test_all_lanes_of_a_vector_env_go_to_one_tool_run(checkout):
-    model = Predict25WorldModel(
-        checkout,
+def test_vector_lanes_go_in_one_request_and_resolution_reaches_the_model(model, log):
+    world = Predict25WorldModel(
+        CHECKOUT,
         frame_shape=(32, 32, 3),
-        resolution=None,
-        setup_args=["--experiment", "robot_action_cond"],
+        prompt="p",
+        resolution="48,64",
+        workdir=Path(os.environ["HF_HOME"]).parent / "w",
     )
-    vec = LearnedVectorEnv(
-        model,
-        3,
-        start_frames=starts(3),
-        reward_fn=judge,
-        action_low=ACTION_LOW,
-        action_high=ACTION_HIGH,
-    )
-    vec.reset(seed=0)
-    actions = np.zeros((3, 7), np.float32)
-    actions[:, 0] = [0.01, 0.02, 0.03]
-    obs, *_ = vec.step(actions)
-    [run] = runs(checkout)
-    assert [lane["name"] for lane in run] == ["lane_0000", "lane_0001", "lane_0002"]
-    assert [round(lane["actions"][0][0], 4) for lane in run] == [0.2, 0.4, 0.6]
-    assert run[0]["argv"][-2:] == ["--experiment", "robot_action_cond"]
-    assert obs.shape == (3, 32, 32, 3)
+    try:
+        vec = env_of(world, 3, start_frames=starts(3))
+        vec.reset(seed=0)
+        actions = np.zeros((3, 7), np.float32)
+        actions[:, 0] = [0.01, 0.02, 0.03]
+        obs, *_ = vec.step(actions)
+        steps = log("step")
+        assert [round(s["actions"][0][0], 4) for s in steps] == [0.2, 0.4, 0.6]
+        assert {s["resolution"] for s in steps} == {"48,64"}
+        assert obs.shape == (3, 32, 32, 3)
+        # Brighter Δx, brighter last frame: lanes did not get mixed up.
+        assert obs[0].mean() < obs[1].mean() < obs[2].mean()
+    finally:
+        world.close()
 
 
-def test_integrated_states_give_back_the_actions_under_the_tools_loader():
-    from fakes.predict25_standin import relative_actions
+def test_a_relative_workdir_works_from_another_directory(model, log, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    world = model(workdir="runs/predict")
+    assert world.workdir == tmp_path / "runs" / "predict"
+    env = env_of(world)
+    env.reset(seed=0)
+    env.step(np.zeros(7, np.float32))
+    assert (tmp_path / "runs" / "predict" / "worker.log").is_file()
+    assert len(log("step")) == 1
 
-    chunk = np.random.default_rng(2).uniform(-0.3, 0.3, (12, 7))
-    states, gripper = integrate_actions(chunk)
-    assert states.shape == (13, 6)
-    assert np.allclose(relative_actions(states, gripper, 1.0, 1.0), chunk, atol=1e-9)
 
-
-def test_not_a_checkout_missing_hf_home_and_tool_failures_are_clear(
-    checkout, tmp_path, monkeypatch
-):
-    with pytest.raises(FileNotFoundError, match="not a cosmos-predict2.5 checkout"):
-        Predict25WorldModel(tmp_path / "nowhere", frame_shape=(32, 32, 3))
-    model = Predict25WorldModel(checkout, frame_shape=(32, 32, 3), resolution=None)
-    state = model.start(torch.zeros(1, 1, 32, 32, 3, dtype=torch.uint8))
+def test_guardrail_blocks_load_failures_and_bad_input_are_clear(model, log, monkeypatch):
+    state_frames = torch.zeros(1, 1, 32, 32, 3, dtype=torch.uint8)
+    blocked = model(setup={"offload_guardrail_models": True})
+    blocked.settings["prompt"] = "an unsafe prompt"
+    with pytest.raises(Predict25Error, match="text guardrail blocked the prompt"):
+        blocked.step(blocked.start(state_frames), torch.zeros(1, 12, 7))
+    world = model()
+    state = world.start(state_frames)
     with pytest.raises(WorldModelError, match=r"\[B, 12, 7\]"):
-        model.step(state, torch.zeros(1, 12, 2))
-    monkeypatch.setenv("STANDIN_FAIL", "1")
+        world.step(state, torch.zeros(1, 12, 2))
+    monkeypatch.setenv("STANDIN_BLOCK_VIDEO", "1")
+    with pytest.raises(Predict25Error, match="video guardrail blocked"):
+        world.step(state, torch.zeros(1, 12, 7))
+    monkeypatch.delenv("STANDIN_BLOCK_VIDEO")
+    world.close()
+    monkeypatch.setenv("STANDIN_FAIL_LOAD", "1")
     with pytest.raises(Predict25Error, match="CUDA out of memory"):
-        model.step(state, torch.zeros(1, 12, 7))
+        world.step(state, torch.zeros(1, 12, 7))
     monkeypatch.delenv("HF_HOME")
     with pytest.raises(Predict25Error, match="HF_HOME"):
-        model.step(state, torch.zeros(1, 12, 7))
+        world.step(state, torch.zeros(1, 12, 7))
+    monkeypatch.setenv("HF_HOME", "/tmp")
+    monkeypatch.delenv("STANDIN_FAIL_LOAD")
+    bad = model(setup={"no_such_option": 1})
+    with pytest.raises(Predict25Error, match="no_such_option"):  # the checkout's own check
+        bad.step(state, torch.zeros(1, 12, 7))
 
 
-@pytest.mark.parametrize(
-    "args",
-    [["--disable-guardrails"], ["--seed", "1", "--disable_guardrails=True"]],
-)
-def test_setup_args_cannot_switch_the_tools_guardrails_off(checkout, args):
+def test_not_a_checkout_and_guardrail_switches_are_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a cosmos-predict2.5 checkout"):
+        Predict25WorldModel(tmp_path / "nowhere", frame_shape=(32, 32, 3))
     with pytest.raises(WorldModelError, match="guardrail") as err:
-        Predict25WorldModel(checkout, frame_shape=(32, 32, 3), setup_args=args)
-    assert "setup_args" in str(err.value)
+        Predict25WorldModel(CHECKOUT, frame_shape=(32, 32, 3), setup={"disable_guardrails": True})
+    assert "setup" in str(err.value)

@@ -173,3 +173,114 @@ def test_ext_types_are_refused(sock, ext):
     )
     assert_error(reply)
     assert reply["error"]["code"] == ErrorCode.BAD_HEADER and reply["id"] is None
+
+
+# -- acceptance: `cosmos-sim serve` with small limits, spoken to as PROTOCOL.md describes ------
+
+SMALL_LIMITS = ["--max-array-mb", "8", "--max-message-mb", "24", "--max-arrays", "16"]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """`cosmos-sim serve` in its own process, with the acceptance check's small limits."""
+    import re
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-c", "from cosmos_sim.cli import main; main()", "serve"]
+    data_dir = tmp_path_factory.mktemp("served")
+    args = ["--bind", "tcp://127.0.0.1:*", "--data-dir", str(data_dir), *SMALL_LIMITS]
+    proc = subprocess.Popen([*cmd, *args], stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    match = re.search(r"listening on (tcp://\S+)", line)
+    assert match, line
+    yield proc, match.group(1)
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(10)
+
+
+def doc_socket(endpoint: str) -> zmq.Socket:
+    """A DEALER that said hello, built from PROTOCOL.md §9 (plain msgpack, no project code)."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(endpoint)
+    hello = {"v": 1, "id": 1, "method": "hello", "params": {"versions": [1]}, "arrays": []}
+    sock.send_multipart([msgpack.packb(hello)])
+    assert sock.poll(10_000)
+    assert msgpack.unpackb(sock.recv_multipart()[0])["ok"]
+    return sock
+
+
+def one_reply(sock: zmq.Socket, frames: list[bytes]) -> dict:
+    sock.send_multipart(frames)
+    assert sock.poll(10_000), "no reply"
+    return msgpack.unpackb(sock.recv_multipart()[0])  # a second reply would fail the next id
+
+
+def mutated_requests(rng: np.random.Generator, n: int):
+    """Requests for every documented method with one param or descriptor made wrong."""
+    rgb = {"name": "rgb", "dtype": "uint8", "shape": [4, 4, 3], "order": "|", "frame": 1}
+    bad_values = [None, True, -1, 2**64 - 1, 1e308, "x" * 200, [], {}, [[1, 2]], {"a": [1]}]
+    bad_values += [float("nan"), float("inf"), 10**6, -(2**63)]
+    methods = sorted(method_table())
+    param_names = {name: sorted(m.params) or ["x"] for name, m in method_table().items()}
+    for i in range(n):
+        method = methods[rng.integers(len(methods))]
+        if method == "shutdown":
+            continue
+        params = {"modalities": ["depth"]} if method == "controls" else {}
+        key = param_names[method][rng.integers(len(param_names[method]))]
+        params[key] = bad_values[rng.integers(len(bad_values))]
+        descriptor = dict(rgb)
+        if rng.random() < 0.3:
+            field = ["dtype", "shape", "order", "frame", "name"][rng.integers(5)]
+            descriptor[field] = bad_values[rng.integers(len(bad_values))]
+        header = {"v": 1, "id": i + 10, "method": method, "params": params, "arrays": [descriptor]}
+        yield header, [msgpack.packb(header), b"\x00" * 48]
+
+
+def test_served_small_limits_answer_every_malformed_request_once(served):
+    proc, endpoint = served
+    sock = doc_socket(endpoint)
+    try:
+        hello = {"v": 1, "id": 2, "method": "hello", "params": {"versions": [1]}}
+        limits = one_reply(sock, [msgpack.packb(hello)])["result"]["limits"]
+        assert limits["max_array_bytes"] == 8 * 2**20 and limits["max_arrays"] == 16
+        assert limits["max_message_bytes"] == 24 * 2**20
+        rng = np.random.default_rng(18)
+        answered = 0
+        for header, frames in mutated_requests(rng, 400):
+            reply = one_reply(sock, frames)
+            assert reply["id"] == header["id"]
+            if not reply["ok"]:
+                assert reply["error"]["code"] in CODES - {ErrorCode.INTERNAL}, (header, reply)
+            answered += 1
+        assert answered > 300
+        big = np.zeros(8 * 2**20 + 1, np.uint8)
+        desc = {"name": "a", "dtype": "uint8", "shape": [big.size], "frame": 1}
+        head = {"v": 1, "id": 3, "method": "echo", "params": {}, "arrays": [desc]}
+        reply = one_reply(sock, [msgpack.packb(head), big.tobytes()])
+        assert (reply["error"]["code"], reply["error"]["field"]) == (
+            "TOO_LARGE",
+            "header.arrays[0].shape",
+        )
+        many = [
+            {"name": f"a{i}", "dtype": "uint8", "shape": [1], "frame": i + 1} for i in range(17)
+        ]
+        head = {"v": 1, "id": 4, "method": "echo", "params": {}, "arrays": many}
+        reply = one_reply(sock, [msgpack.packb(head)] + [b"\x00"] * 17)
+        assert reply["error"]["code"] == "TOO_LARGE"
+        for c in [doc_socket(endpoint) for _ in range(20)]:  # 20 clients come and go
+            c.close()
+        for _ in range(100):
+            stats = one_reply(sock, [msgpack.packb({"v": 1, "id": 6, "method": "stats"})])
+            if stats["result"]["sessions"] == 1:
+                break
+            sock.poll(50)
+        assert stats["result"]["sessions"] == 1
+        reply = one_reply(sock, [msgpack.packb({"v": 1, "id": 7, "method": "shutdown"})])
+        assert reply["ok"] and reply["id"] == 7 and not sock.poll(100)
+    finally:
+        sock.close()
+    assert proc.wait(30) == 0 and proc.poll() == 0

@@ -91,7 +91,7 @@ def test_curve_accepts_authorised_clients_and_refuses_others(keys, tmp_path):
             curve_server_key=keys / "server.key",
             curve_client_cert=keys / "clients" / "robot2.key_secret",
         ) as c:
-            assert c.stats()["sessions"] == 2  # robot1 (idle) and robot2
+            assert c.stats()["sessions"] == 1  # robot2: robot1 closed, so its session ended
 
 
 def test_curve_keys_folder_must_hold_keys(tmp_path):

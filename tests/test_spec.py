@@ -1,14 +1,19 @@
 import json
 
+import numpy as np
 import pydantic
 import pytest
-from fakes.transfer25_config import InferenceArguments, load_spec_file
+from fakes.transfer1_specs import load_transfer1_spec
+from fakes.transfer25_config import InferenceArguments, load_spec_file, load_spec_files
 
 from cosmos_sim.controls.spec import (
     DEFAULT_CONTROL_WEIGHTS,
     DEFAULT_PROMPT,
+    TRANSFER1_AV_FPS,
     TRANSFER25_CONTROL_FIELDS,
     TRANSFER25_FIELDS,
+    sample_name,
+    transfer1_av_spec,
     transfer1_spec,
     transfer25_spec,
     write_spec_json,
@@ -146,40 +151,100 @@ def test_transfer25_spec_rejects_what_cosmos_would(kwargs, match):
 def test_transfer1_spec_fields_use_absolute_paths(clip_dir):
     spec = transfer1_spec(
         clip_dir / "rgb.mp4",
-        {"lidar": clip_dir / "depth.mp4", "seg": clip_dir / "seg.mp4"},
+        {"depth": clip_dir / "depth.mp4", "seg": clip_dir / "seg.mp4"},
         prompt="a street",
         control_weights={"seg": 0.3},
     )
-    assert set(spec) == {
-        "prompt",
-        "input_video_path",
-        "seed",
-        "num_steps",
-        "guidance",
-        "fps",
-        "seg",
-        "lidar",
-    }
+    assert set(spec) == {"prompt", "input_video_path", "seed", "num_steps", "guidance", "fps",
+                         "seg", "depth"}  # fmt: skip
     assert spec["input_video_path"] == str((clip_dir / "rgb.mp4").absolute())
     assert spec["seg"] == {
         "input_control": str((clip_dir / "seg.mp4").absolute()),
         "control_weight": 0.3,
     }
-    assert spec["lidar"]["control_weight"] == 1.0
+    assert spec["depth"]["control_weight"] == 1.0
     assert spec["fps"] == 16 and spec["prompt"] == "a street"
-    # transfer.py treats every top-level dict as a control; only known keys may be dicts.
-    assert {k for k, v in spec.items() if isinstance(v, dict)} <= {
-        "vis",
-        "seg",
-        "edge",
-        "depth",
-        "keypoint",
-        "upscale",
-        "hdmap",
-        "lidar",
-    }
+    path = write_spec_json(spec, clip_dir / "transfer1.json")
+    controls, args = load_transfer1_spec(path)  # as transfer.py reads it
+    assert set(controls) == {"seg", "depth"} and args["is_av_sample"] is False
 
 
-def test_transfer1_spec_rejects_unknown_controls():
+def test_transfer1_rejects_unknown_controls():
     with pytest.raises(SpecError, match="normals"):
         transfer1_spec("rgb.mp4", {"normals": "n.mp4"})
+
+
+def test_transfer1_general_and_av_controls_are_separate_runs(clip_dir, tmp_path, monkeypatch):
+    # The old writer put hdmap/lidar next to vis/seg in one spec, without is_av_sample: the
+    # general base model has no hdmap/lidar controlnet, so no single run could serve it.
+    with pytest.raises(SpecError, match="transfer1_av_spec"):
+        transfer1_spec(clip_dir / "rgb.mp4", {"edge": "e.mp4", "lidar": "l.mp4"})
+    with pytest.raises(SpecError, match="transfer1_spec"):
+        transfer1_av_spec({"hdmap": "h.mp4", "vis": "v.mp4"})
+    spec = transfer1_av_spec(
+        {"hdmap": clip_dir / "edge.mp4", "lidar": clip_dir / "depth.mp4"}, seed=4
+    )
+    assert spec["is_av_sample"] is True and spec["sigma_max"] == 80.0
+    assert spec["fps"] == TRANSFER1_AV_FPS == 30
+    assert "input_video_path" not in spec  # sigma_max 80: generated from the controls alone
+    path = write_spec_json(spec, clip_dir / "transfer1_av.json")
+    monkeypatch.chdir(tmp_path)  # transfer.py runs in the cosmos-transfer1 checkout
+    controls, args = load_transfer1_spec(path)
+    assert set(controls) == {"hdmap", "lidar"}
+    assert (args["is_av_sample"], args["sigma_max"], args["seed"]) == (True, 80.0, 4)
+
+
+def test_transfer25_guided_generation_and_control_masks_pass_the_parser(clip_dir):
+    np.savez(clip_dir / "guide.npz", np.zeros((2, 4, 4), np.int32))
+    (clip_dir / "edge_mask.mp4").write_bytes(b"\0")
+    spec = transfer25_spec(
+        "ep-front", clip_dir / "rgb.mp4",
+        {"edge": clip_dir / "edge.mp4", "depth": clip_dir / "depth.mp4"},
+        relative_to=clip_dir, control_masks={"edge": clip_dir / "edge_mask.mp4"},
+        guided_generation_mask=clip_dir / "guide.npz",
+        guided_generation_foreground_labels=[10, 11],
+    )  # fmt: skip
+    assert spec["guided_generation_mask"] == "guide.npz"
+    assert spec["edge"]["mask_path"] == "edge_mask.mp4" and "mask_path" not in spec["depth"]
+    (parsed,) = load_spec_file(write_spec_json(spec, clip_dir / "t.json"))
+    assert parsed.guided_generation_mask == (clip_dir / "guide.npz").absolute()
+    assert parsed.guided_generation_foreground_labels == [10, 11]
+    assert parsed.guided_generation_step_threshold == 25  # Cosmos' default, left to it
+    assert parsed.edge.mask_path == (clip_dir / "edge_mask.mp4").absolute()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"guided_generation_foreground_labels": [1]}, "need guided_generation_mask"),
+        ({"guided_generation_mask": "m.png"}, r"\.npz"),
+        ({"guided_generation_mask": "m.npz", "guided_generation_foreground_labels": []}, "empty"),
+        ({"guided_generation_mask": "m.mp4", "guided_generation_foreground_labels": [1]}, "npz"),
+        ({"control_masks": {"seg": "m.mp4"}}, "not among the controls"),
+    ],
+)
+def test_guided_generation_and_masks_reject_what_cosmos_cannot_use(kwargs, match):
+    with pytest.raises(SpecError, match=match):
+        transfer25_spec("front", "rgb.mp4", {"edge": "edge.mp4"}, **kwargs)
+
+
+def test_sample_names_are_unique_across_episodes(tmp_path):
+    # Camera names alone collide as soon as two episodes share a batch; Cosmos then refuses
+    # the whole batch ("Inference samplename front is not unique").
+    assert sample_name(tmp_path / "runs" / "ep_001", "front") == "ep_001-front"
+    assert sample_name("runs/ep 2", "front") == "ep_2-front"
+    assert sample_name(None, "front") == "front"
+    folders = []
+    for episode in ("ep_001", "ep_002"):
+        folder = tmp_path / episode / "front"
+        folder.mkdir(parents=True)
+        for name in ("rgb", "edge"):
+            (folder / f"{name}.mp4").write_bytes(b"\0")
+        spec = transfer25_spec(
+            sample_name(tmp_path / episode, "front"), folder / "rgb.mp4",
+            {"edge": folder / "edge.mp4"}, relative_to=folder,
+        )  # fmt: skip
+        folders.append(write_spec_json(spec, folder / "transfer25.json"))
+    assert [s.name for s in load_spec_files(folders)] == ["ep_001-front", "ep_002-front"]
+    with pytest.raises(ValueError, match="samplename ep_001-front is not unique"):
+        load_spec_files([folders[0], folders[0]])

@@ -5,6 +5,10 @@
 
 A Client is not thread-safe (neither is its socket): use one per thread. Arrays it returns
 are read-only views on the received frames; `.copy()` one to write to it.
+
+On the server's machine, `use_shared_memory(bytes)` moves arrays through a shared-memory
+region instead of the socket; replies are then views on that region, valid until the
+next call.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from cosmos_sim.sidecar.protocol import (
     unpack_header,
 )
 from cosmos_sim.sidecar.security import DEFAULT_BIND, apply_client_curve, load_public_key
+from cosmos_sim.sidecar.shm import SharedRegion
 
 #: Replies are checked against generous limits: the server already enforces its own.
 _REPLY_LIMITS = Limits(
@@ -88,6 +93,7 @@ class Client:
         self._socket.connect(address)
         self._idempotent: set[str] = {"hello"}
         self.version = 0
+        self._shm: tuple[str, SharedRegion] | None = None
         try:
             self.server_info = self.hello(client_name)
         except BaseException:
@@ -111,8 +117,19 @@ class Client:
         their effect.
         """
         request_id = next(self._ids)
+        shm_in = shm_reply = None
+        if self._shm is not None and method not in ("shm_open", "shm_close"):
+            handle, region = self._shm
+            half = region.size // 2  # requests in the first half, replies in the second
+            shm_in, shm_reply = (handle, region.view[:half], 0), (handle, half)
         frames = encode_request(
-            request_id, method, params, arrays, version=self.version or SUPPORTED_VERSIONS[-1]
+            request_id,
+            method,
+            params,
+            arrays,
+            version=self.version or SUPPORTED_VERSIONS[-1],
+            shm_in=shm_in,
+            shm_reply=shm_reply,
         )
         attempts = 1 + (self.retries if method in self._idempotent else 0)
         timeout_s = self.timeout_s if timeout_s is None else timeout_s
@@ -150,7 +167,10 @@ class Client:
                 )
             try:
                 arrays = decode_arrays(
-                    header.get("arrays", []), [f.buffer for f in frames[1:]], _REPLY_LIMITS
+                    header.get("arrays", []),
+                    [f.buffer for f in frames[1:]],
+                    _REPLY_LIMITS,
+                    shm=self._region,
                 )
             except ProtocolError as exc:
                 raise SidecarError(
@@ -159,7 +179,24 @@ class Client:
             return Reply(header.get("result", {}), arrays)
         return None
 
+    def _region(self, handle: str) -> memoryview | None:
+        if self._shm is None or handle != self._shm[0]:
+            return None
+        return self._shm[1].view
+
+    def use_shared_memory(self, size: int) -> SharedRegion:
+        """Move arrays through a `size`-byte shared-memory region from now on (client and
+        server on one machine): requests use its first half, replies its second; arrays
+        that do not fit travel as frames. Returned arrays are then views on the region,
+        valid until the next call (`.copy()` one to keep it)."""
+        result = self.call("shm_open", {"size": size}).result
+        self._shm = (result["shm"], SharedRegion.attach(result["name"], result["size"]))
+        return self._shm[1]
+
     def close(self) -> None:
+        if self._shm is not None:
+            self._shm[1].close()
+            self._shm = None
         if not self._socket.closed:
             self._socket.close()
 

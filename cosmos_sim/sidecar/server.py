@@ -14,10 +14,11 @@ import logging
 import os
 import queue
 import secrets
+import struct
 import threading
 import time
 import traceback
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ import zmq
 
 from cosmos_sim.controls.backend import check_device, control_backend
 from cosmos_sim.episode import EpisodeError
+from cosmos_sim.sidecar.budget import check_budget
 from cosmos_sim.sidecar.protocol import (
     PROTOCOL_VERSION,
     ErrorCode,
@@ -51,6 +53,9 @@ _POLL_MS = 100
 _REAP_EVERY_S = 1.0
 """How often idle sessions are looked for (more often when session_idle_s is shorter)."""
 _LATENCY_WINDOW = 10_000
+_HEARTBEAT_IVL_MS = 5_000
+_HEARTBEAT_TIMEOUT_MS = 20_000
+"""ZMTP pings: a peer that answers none for this long is disconnected (its session ends)."""
 
 
 @dataclass
@@ -69,6 +74,8 @@ class Session:
     identity: bytes
     version: int
     client: str
+    peer: str = ""
+    """Who is connected: the CURVE public key, the TCP address or ipc's uid:gid:pid."""
     last_seen: float = field(default_factory=time.monotonic)
     resources: dict[str, Resource] = field(default_factory=dict)
     running: bool = False
@@ -110,6 +117,11 @@ class Session:
                 "(handles are per connection and end with its session)",
             )
         return resource.obj
+
+    def region(self, handle: str) -> memoryview | None:
+        """The bytes of this session's shared-memory region `handle` (None: no such)."""
+        resource = self.resources.get(handle)
+        return resource.obj.view if resource is not None and resource.kind == "shm" else None
 
     def pop(self, handle: str) -> Resource:
         return self.resources.pop(handle)
@@ -182,6 +194,10 @@ class _Task:
     method: Method
     session: Session | None
     started: float
+    deadline: float | None = None
+    """Stateless methods only: when the I/O thread answers TOO_LARGE in the worker's place."""
+    answered: bool = False
+    """The reply went out (guarded by Server._answer_lock, with a deadline)."""
 
 
 class Server:
@@ -205,6 +221,7 @@ class Server:
         data_dir: str | Path = "runs/sidecar",
         session_idle_s: float = 3600.0,
         max_sessions: int = 1024,
+        max_sessions_per_peer: int = 256,
         transfer_backend: str = "appearance",
         transfer_options: Mapping[str, Any] | None = None,
         job_workers: int = 1,
@@ -224,6 +241,7 @@ class Server:
         self.data_dir = Path(data_dir).resolve()
         self.session_idle_s = session_idle_s
         self.max_sessions = max_sessions
+        self.max_sessions_per_peer = max_sessions_per_peer
         self.num_workers = workers
         self.transfer_backend = transfer_backend
         self.transfer_options = dict(transfer_options or {})
@@ -236,7 +254,17 @@ class Server:
         self._control_backend = None if device in ("auto", "cpu") else control_backend(device)
         self.stats = Stats()
         self.sessions: dict[bytes, Session] = {}
+        self._peers: Counter[str] = Counter()
+        self._fds: dict[int, bytes] = {}
+        """Socket fd of each connection that said hello -> its routing identity."""
+        self._ending: dict[bytes, Session] = {}
+        """Sessions whose peer left while their requests ran: closed when those finish."""
+        self._deadlines: deque[_Task] = deque()
+        self._answer_lock = threading.Lock()
+        self._hello_frame: Any = None
         self.jobs = None  # set by the transfer methods on first use
+        self.shm_bytes = 0
+        """Bytes of shared memory open over all sessions (methods/shm.py)."""
         self._inflight: dict[bytes, int] = {}
         self._tasks: queue.Queue[_Task | None] = queue.Queue()
         self._stop = threading.Event()
@@ -252,6 +280,10 @@ class Server:
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         # A frame over the message limit cannot be answered: ZeroMQ drops that connection.
         self._router.setsockopt(zmq.MAXMSGSIZE, self.limits.max_message_bytes)
+        self._router.heartbeat_ivl = _HEARTBEAT_IVL_MS
+        self._router.heartbeat_timeout = _HEARTBEAT_TIMEOUT_MS
+        # Disconnects end sessions at once (an fd event, matched to the identity at hello).
+        self._monitor = self._router.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         if curve_keys is not None:
             from zmq.auth.thread import ThreadAuthenticator
 
@@ -344,6 +376,7 @@ class Server:
         poller = zmq.Poller()
         poller.register(self._router, zmq.POLLIN)
         poller.register(self._replies, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
         reap_every = min(_REAP_EVERY_S, self.session_idle_s / 4)
         next_reap = time.monotonic() + reap_every
         drain_until = None
@@ -351,9 +384,13 @@ class Server:
             events = dict(poller.poll(_POLL_MS))
             if self._replies in events:
                 self._forward_replies()
+            if self._monitor in events:
+                self._disconnects()
             if self._router in events:
                 self._receive_requests()
             now = time.monotonic()
+            if self._deadlines:
+                self._expire(now)
             if now >= next_reap:
                 self._reap_idle_sessions(now)
                 next_reap = now + reap_every
@@ -369,13 +406,55 @@ class Server:
             frames = self._replies.recv_multipart(copy=False)
             if len(frames) == 1:  # a wake-up from stop()
                 continue
-            identity = frames[0].bytes
-            left = self._inflight.get(identity, 1) - 1
-            if left > 0:
-                self._inflight[identity] = left
-            else:
-                self._inflight.pop(identity, None)
+            self._done(frames[0].bytes)
             self._send(frames)
+
+    def _done(self, identity: bytes) -> None:
+        """One request of `identity` was answered; a departed client's session ends after
+        its last one."""
+        left = self._inflight.get(identity, 1) - 1
+        if left > 0:
+            self._inflight[identity] = left
+            return
+        self._inflight.pop(identity, None)
+        session = self._ending.pop(identity, None)
+        if session is not None:
+            self._close_in_background(session)
+
+    def _expire(self, now: float) -> None:
+        """Answer TOO_LARGE for stateless requests past max_request_s (their late results
+        are dropped by the worker)."""
+        while self._deadlines:
+            task = self._deadlines[0]
+            if not task.answered and task.deadline > now:
+                return
+            self._deadlines.popleft()
+            with self._answer_lock:
+                if task.answered:
+                    continue
+                task.answered = True
+            limit = self.limits.max_request_s
+            error = ProtocolError(
+                ErrorCode.TOO_LARGE,
+                f"{task.method.name} ran past max_request_s={limit}",
+                "",
+                "ask for less work per request (smaller images, fewer modalities or frames)",
+            )
+            self.stats.record(task.method.name, False, time.perf_counter() - task.started)
+            version = task.session.version if task.session else PROTOCOL_VERSION
+            self._done(task.envelope[0].bytes)
+            self._send(task.envelope + encode_error(task.request.id, error, version))
+
+    def _disconnects(self) -> None:
+        """Monitor events: a connection that said hello went away, so its session ends."""
+        for _ in range(1000):
+            if not self._monitor.get(zmq.EVENTS) & zmq.POLLIN:
+                return
+            event = self._monitor.recv_multipart()
+            _, fd = struct.unpack("=HI", event[0][:6])
+            identity = self._fds.pop(fd, None)
+            if identity is not None:
+                self.end_session(identity)
 
     def _receive_requests(self) -> None:
         for _ in range(1000):
@@ -393,7 +472,7 @@ class Server:
         version = session.version if session else PROTOCOL_VERSION
         name, request_id = "(invalid)", None
         try:
-            request = decode_request(body, self.limits)
+            request = decode_request(body, self.limits, session.region if session else None)
             request_id = request.id
             method = self.methods.get(request.method)
             if method is None:
@@ -404,6 +483,10 @@ class Server:
                     f"use one of {sorted(self.methods)}",
                 )
             name = method.name
+            if method.name == "hello":
+                self._hello_frame = envelope[0]  # open_session reads the peer from it
+                if session is None:
+                    self._note_connection(identity, envelope[0])
             if self._stop.is_set():
                 raise ProtocolError(
                     ErrorCode.SHUTTING_DOWN,
@@ -428,18 +511,41 @@ class Server:
                 )
             self._inflight[identity] = inflight + 1
             task = _Task(envelope, request, method, session, started)
+            if not method.stateful:
+                task.deadline = time.monotonic() + self.limits.max_request_s
+                self._deadlines.append(task)
             if not method.stateful or session.admit(task):
                 self._tasks.put(task)
         except ProtocolError as exc:
             self.stats.record(name, False, time.perf_counter() - started)
             rid = request_id if exc.request_id is None else exc.request_id
             self._send(envelope + encode_error(rid, exc, version))
+        except Exception as exc:  # a bug: answer INTERNAL, and keep the I/O thread alive
+            self.stats.record(name, False, time.perf_counter() - started)
+            self._send(envelope + encode_error(request_id, _as_protocol_error(exc, name), version))
 
     def _send(self, frames: list[Any]) -> None:
         try:
             self._router.send_multipart(frames, zmq.NOBLOCK, copy=False)
         except (zmq.Again, zmq.ZMQError):  # the client left (EHOSTUNREACH) or stopped reading
             self.stats.dropped()
+
+    def _note_connection(self, identity: bytes, frame: Any) -> None:
+        """Remember the socket fd of a connection saying its first hello, so its disconnect
+        event ends its session. Pending events are read first: a fd closed just now may
+        already be reused by this very connection."""
+        self._disconnects()
+        fd = frame.get(zmq.SRCFD)
+        if fd >= 0:
+            self._fds[fd] = identity
+
+    def _peer_of(self, frame: Any) -> str:
+        for prop in ("User-Id", "Peer-Address") if self.curve else ("Peer-Address",):
+            try:
+                return frame.get(prop)
+            except zmq.ZMQError:  # no such property on this transport
+                continue
+        return ""
 
     def _reap_idle_sessions(self, now: float) -> None:
         idle = [
@@ -448,13 +554,29 @@ class Server:
             if now - session.last_seen > self.session_idle_s and not self._inflight.get(identity)
         ]
         for identity in idle:
-            session = self.sessions.pop(identity)
-            if session.resources:
-                threading.Thread(target=self._close_session, args=(session,), daemon=True).start()
+            self.end_session(identity)
+
+    def end_session(self, identity: bytes) -> None:
+        """End a session now (I/O thread): its slot is free at once, its resources close
+        once none of its requests is still running."""
+        session = self.sessions.pop(identity, None)
+        if session is None:
+            return
+        self._peers[session.peer] -= 1
+        if self._peers[session.peer] <= 0:
+            del self._peers[session.peer]
+        if self._inflight.get(identity):
+            self._ending[identity] = session
+        else:
+            self._close_in_background(session)
+
+    def _close_in_background(self, session: Session) -> None:
+        if session.resources:
+            threading.Thread(target=self._close_session, args=(session,), daemon=True).start()
 
     @staticmethod
     def _close_session(session: Session) -> None:
-        session.close_all()  # idle sessions only: none of its methods is running
+        session.close_all()  # none of its methods is running
 
     # -- workers -------------------------------------------------------------------------
 
@@ -465,14 +587,26 @@ class Server:
         try:
             while (task := self._tasks.get()) is not None:
                 while task is not None:  # a client's stateful tasks run in arrival order
-                    identity = task.envelope[0].bytes
-                    frames = self._run(
-                        task.method, task.request, task.session, identity, task.started
-                    )
-                    push.send_multipart(task.envelope + frames, copy=False)
+                    if task.deadline is None or not task.answered:  # else: already expired
+                        identity = task.envelope[0].bytes
+                        frames = self._run(
+                            task.method, task.request, task.session, identity, task.started
+                        )
+                        if self._claim(task):
+                            push.send_multipart(task.envelope + frames, copy=False)
                     task = task.session.next_waiting() if task.method.stateful else None
         finally:
             push.close()
+
+    def _claim(self, task: _Task) -> bool:
+        """True: this worker sends the reply; False: the deadline already answered it."""
+        if task.deadline is None:
+            return True
+        with self._answer_lock:
+            if task.answered:
+                return False
+            task.answered = True
+            return True
 
     def _run(
         self,
@@ -486,11 +620,17 @@ class Server:
         version = session.version if session else PROTOCOL_VERSION
         try:
             params = method.check(request.params, request.arrays)
+            check_budget(method.name, params, self.limits)
             call = Call(params, request.arrays, session, self, identity)
             result, arrays = method.handler(call)
             if method.name == "hello":
                 version = result["version"]
-            frames = encode_reply(request.id, result, arrays, version, request.origins)
+            shm_out = None
+            if request.shm_reply is not None and arrays:
+                handle, offset = request.shm_reply
+                region = session.region(handle)  # None if closed meanwhile: frames then
+                shm_out = None if region is None else (handle, region, offset)
+            frames = encode_reply(request.id, result, arrays, version, request.origins, shm_out)
             ok = True
         except Exception as exc:
             error = _as_protocol_error(exc, method.name)
@@ -508,11 +648,21 @@ class Server:
             if len(self.sessions) >= self.max_sessions:
                 raise ProtocolError(
                     ErrorCode.BUSY,
-                    f"{len(self.sessions)} client sessions are open",
+                    f"{len(self.sessions)} client sessions are open (max_sessions)",
                     "",
-                    "retry later; idle sessions end after session_idle_s",
+                    "retry later: sessions end when their connection closes",
                 )
-            session = self.sessions[identity] = Session(identity, version, client)
+            peer = self._peer_of(self._hello_frame) if self._hello_frame is not None else ""
+            if self._peers[peer] >= self.max_sessions_per_peer:
+                raise ProtocolError(
+                    ErrorCode.BUSY,
+                    f"peer {peer or '(unknown)'} holds {self._peers[peer]} sessions "
+                    f"(max_sessions_per_peer={self.max_sessions_per_peer})",
+                    "",
+                    "close connections you no longer use (their sessions end at once)",
+                )
+            session = self.sessions[identity] = Session(identity, version, client, peer)
+            self._peers[peer] += 1
         session.version, session.client = version, client
         session.last_seen = time.monotonic()
         return session
@@ -538,7 +688,8 @@ class Server:
 
     def _close_sockets(self) -> None:
         endpoint = getattr(self, "endpoint", "")
-        for sock in (self._router, getattr(self, "_replies", None)):
+        self._router.disable_monitor()
+        for sock in (self._monitor, self._router, getattr(self, "_replies", None)):
             if sock is not None:
                 sock.close()
         if self._auth is not None:

@@ -34,7 +34,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-from cosmos_sim.transfer.base import Clip, ClipError, SegDecoder, prefetch
+from cosmos_sim.transfer.base import (
+    Chunk,
+    Clip,
+    ClipError,
+    SegDecoder,
+    SessionOptions,
+    TickFrame,
+    check_chunk,
+    prefetch,
+)
 
 NAME = "classical appearance randomisation"
 TILE = 256
@@ -275,23 +284,7 @@ class AppearanceRenderer:
     ) -> None:
         self.width, self.height, self.look, self.seed = width, height, look, seed
         self.depth_ratio = depth_ratio
-        ids = np.asarray(palette_ids, dtype=np.int64)
-        self.materials = {int(i): material(int(i), seed) for i in ids if i != 0}
-        wet = look.wet
-        albedo = np.zeros((len(ids), 3), np.float32)
-        rough = np.ones(len(ids), np.float32)
-        tex = np.zeros(len(ids), np.int32)
-        for k, i in enumerate(ids):
-            m = self.materials.get(int(i))
-            if m is not None:
-                albedo[k] = np.asarray(m.albedo) * (1 - 0.45 * wet)
-                rough[k] = m.roughness * (1 - 0.7 * wet)
-                tex[k] = m.texture
-        self.albedo = _saturate(albedo, look.saturation)
-        self.shininess = (2 + 120 * (1 - rough) ** 2).astype(np.float32)
-        self.specular = ((0.04 + 0.5 * (1 - rough) ** 2) * (1 + 1.5 * wet)).astype(np.float32)
-        self.tile_offset = (tex * TILE * TILE).astype(np.int32)
-        self.background = np.flatnonzero(ids == 0)
+        self.set_ids(palette_ids)
         self.tiles = texture_tiles(seed).ravel()
         yy, xx = np.mgrid[0:height, 0:width]
         self.yy, self.xx = yy.astype(np.int32), xx.astype(np.int32)
@@ -325,6 +318,30 @@ class AppearanceRenderer:
         light = float(np.mean(self.ambient + self.sun_rgb))
         grey = min(0.9, (0.35 if look.snow else 0.25) + 0.6 * light)
         self.precip_img = self._fill(np.full(3, grey, np.float32))
+
+    def set_ids(self, palette_ids: np.ndarray) -> None:
+        """Per-instance tables for these ids (the palette's, sorted), indexed like SegDecoder.
+
+        A stream calls it again when new instances appear; each id's material depends only on
+        (seed, id), so instances already seen keep their look.
+        """
+        ids = np.asarray(palette_ids, dtype=np.int64)
+        look, wet = self.look, self.look.wet
+        self.materials = {int(i): material(int(i), self.seed) for i in ids if i != 0}
+        albedo = np.zeros((len(ids), 3), np.float32)
+        rough = np.ones(len(ids), np.float32)
+        tex = np.zeros(len(ids), np.int32)
+        for k, i in enumerate(ids):
+            m = self.materials.get(int(i))
+            if m is not None:
+                albedo[k] = np.asarray(m.albedo) * (1 - 0.45 * wet)
+                rough[k] = m.roughness * (1 - 0.7 * wet)
+                tex[k] = m.texture
+        self.albedo = _saturate(albedo, look.saturation)
+        self.shininess = (2 + 120 * (1 - rough) ** 2).astype(np.float32)
+        self.specular = ((0.04 + 0.5 * (1 - rough) ** 2) * (1 + 1.5 * wet)).astype(np.float32)
+        self.tile_offset = (tex * TILE * TILE).astype(np.int32)
+        self.background = np.flatnonzero(ids == 0)
 
     def _fill(self, rgb: np.ndarray) -> np.ndarray:
         """A constant colour as a full H×W×3 image (per-frame math then needs no broadcasting)."""
@@ -500,6 +517,8 @@ class AppearanceBackend:
     """Transfer backend "appearance": classical appearance randomisation on the CPU."""
 
     name = "appearance"
+    needs = ("seg", "depth")
+    """Controls a stream must carry (`cosmos_sim.augment` computes only these)."""
 
     def __init__(self, *, depth_ratio: float = NOMINAL_DEPTH_RATIO) -> None:
         self.depth_ratio = depth_ratio
@@ -517,19 +536,72 @@ class AppearanceBackend:
         self, clip: Clip, prompt: str, seed: int, workdir: Path | None = None
     ) -> Iterator[np.ndarray]:
         clip.require("rgb", "seg", "depth", needed_by=f"the appearance backend ({NAME})")
-        look, _ = look_from_prompt(prompt, seed)
-        decoder = SegDecoder(clip.palette)
-        renderer = AppearanceRenderer(
-            *clip.size, decoder.ids, look, seed, depth_ratio=self.depth_ratio
-        )
+        session = self.start(SessionOptions(clip.camera, *clip.size, prompt, seed, clip.fps))
+        palette = clip.palette
         videos = (clip.frames("rgb"), clip.frames("seg"), clip.frames("depth"))
         streams = prefetch(zip(*videos, strict=False))  # decode while rendering
         frame = -1
         for frame, (rgb, seg, depth) in enumerate(streams):
-            yield renderer.render(rgb, decoder.index(seg), depth[..., 0], frame)
+            controls = {"seg": seg[None], "depth": depth[None]}
+            session.push(Chunk(np.array([frame]), rgb[None], controls, palette))
+            yield session.pull()[0].frame
         if frame + 1 != clip.num_frames:
             raise ClipError(
                 f"clip {clip.folder}: rgb.mp4, seg.mp4 and depth.mp4 do not have the same "
                 f"number of frames (stopped after {frame + 1} of {clip.num_frames}); "
                 "re-run `cosmos-sim controls`"
             )
+
+    def start(self, options: SessionOptions) -> AppearanceSession:
+        """A session that renders each pushed chunk at once, in the caller's thread."""
+        return AppearanceSession(options, depth_ratio=self.depth_ratio)
+
+
+class AppearanceSession:
+    """The appearance backend over a stream: one renderer for the run, grown as ids appear.
+
+    It needs the `seg` (with its palette) and `depth` controls of every chunk. The look
+    comes from (prompt, seed) once; an instance keeps its material for the whole run; the
+    frame counter behind sensor noise and rain runs over the stream, not per chunk. Chunks
+    are rendered in `push`, so `pull` never waits.
+    """
+
+    def __init__(self, options: SessionOptions, *, depth_ratio: float) -> None:
+        self.options, self.depth_ratio = options, depth_ratio
+        self.look, _ = look_from_prompt(options.prompt, options.seed)
+        self._palette: dict[int, tuple[int, int, int]] = {}
+        self._decoder: SegDecoder | None = None
+        self._renderer: AppearanceRenderer | None = None
+        self._ready: list[TickFrame] = []
+        self._rendered = 0
+        self._last_tick = -1
+
+    def push(self, chunk: Chunk) -> None:
+        check_chunk(chunk, self.options, ("seg", "depth"), self._last_tick)
+        palette = dict(chunk.palette or {})
+        if palette != self._palette:  # new instances (or a redrawn colour): re-index
+            self._decoder = SegDecoder(palette)
+            if self._renderer is None:
+                size = (self.options.width, self.options.height)
+                self._renderer = AppearanceRenderer(
+                    *size, self._decoder.ids, self.look, self.options.seed,
+                    depth_ratio=self.depth_ratio,
+                )  # fmt: skip
+            else:
+                self._renderer.set_ids(self._decoder.ids)
+            self._palette = palette
+        for tick, rgb, seg, depth in zip(
+            chunk.ticks, chunk.rgb, chunk.controls["seg"], chunk.controls["depth"], strict=True
+        ):
+            index = self._decoder.index(seg)
+            frame = self._renderer.render(rgb, index, depth[..., 0], self._rendered)
+            self._ready.append(TickFrame(int(tick), frame))
+            self._rendered += 1
+        self._last_tick = int(chunk.ticks[-1])
+
+    def pull(self, wait: bool = False) -> list[TickFrame]:
+        ready, self._ready = self._ready, []
+        return ready
+
+    def close(self) -> None:
+        self._ready = []

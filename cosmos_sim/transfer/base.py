@@ -8,22 +8,32 @@ same size and rate, one uint8 H×W×3 RGB frame at a time and exactly as many as
 
 Backends register by name with the dotted path of their class, so a backend's heavy imports
 (torch, diffusers) happen only when it is built.
+
+Sessions (in the loop). `start_session(backend, SessionOptions)` opens a stream for one camera:
+`push(Chunk)` hands it a few ticks' source RGB and control frames as the simulator makes them,
+`pull()` returns the output frames ready so far, each with the tick it came from, and
+`close()` ends it. A backend whose model keeps state between chunks (a cache, a causal
+context) implements `start(options)` itself; for the others `ChunkSession` writes each chunk
+as a small clip and runs it through the backend's per-clip `transfer`, so every registered
+backend can stream.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from queue import Full, Queue
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
+from cosmos_sim.extras import require
 from cosmos_sim.types import SpecError
 
 T = TypeVar("T")
@@ -43,6 +53,10 @@ class ClipError(SpecError):
 
 class BackendError(RuntimeError):
     """A backend could not run (a missing guardrail, a failed tool); the message says why."""
+
+
+class GuardrailBlocked(BackendError):
+    """The Cosmos guardrail refused a prompt or an output video; nothing was written for it."""
 
 
 @dataclass(frozen=True)
@@ -258,6 +272,10 @@ _REGISTRY: dict[str, str | Callable[..., TransferBackend]] = {
 }
 
 
+#: Backends that need an extra: backend name -> (module to import, extra that installs it).
+_EXTRAS: dict[str, tuple[str, str]] = {"diffusers": ("diffusers", "diffusers")}
+
+
 def register_backend(name: str, factory: str | Callable[..., TransferBackend]) -> None:
     """Add a backend: a class (or "module:Class" path) called with the backend's options."""
     _REGISTRY[name] = factory
@@ -267,12 +285,175 @@ def backend_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def make_backend(name: str, **options: Any) -> TransferBackend:
-    """Build the backend registered as `name` with its options."""
+def backend_factory(name: str) -> Callable[..., TransferBackend]:
+    """The class (or factory) registered as `name`, imported but not built."""
     if name not in _REGISTRY:
         raise SpecError(f"--backend {name!r} is not known; choose one of {backend_names()}")
+    if name in _EXTRAS:
+        require(*_EXTRAS[name], needed_for=f"--backend {name}")
     factory = _REGISTRY[name]
     if isinstance(factory, str):
         module, _, attr = factory.partition(":")
         factory = getattr(importlib.import_module(module), attr)
-    return factory(**options)
+    return factory
+
+
+def make_backend(name: str, **options: Any) -> TransferBackend:
+    """Build the backend registered as `name` with its options."""
+    return backend_factory(name)(**options)
+
+
+# -- sessions: a backend resident for a run, fed chunk by chunk -----------------------------
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """What a session is started with: one camera's stream, at one size and rate."""
+
+    camera: str
+    """Camera name (the output folder name)."""
+    width: int
+    """Width of every frame pushed and returned (the camera's Cosmos bucket)."""
+    height: int
+    """Height of every frame pushed and returned."""
+    prompt: str
+    """Text prompt for the whole stream."""
+    seed: int = 0
+    fps: float = 16.0
+    """Rate of the pushed frames (Cosmos' 16 fps when controls are resampled to it)."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A few consecutive ticks of one camera: source RGB and control frames at the bucket size."""
+
+    ticks: np.ndarray
+    """(T,) int64 tick index of each frame, increasing."""
+    rgb: np.ndarray
+    """T×H×W×3 uint8 simulator RGB."""
+    controls: Mapping[str, np.ndarray] = field(default_factory=dict)
+    """Control name (CONTROL_NAMES) -> T×H×W×3 uint8 control frames."""
+    palette: Mapping[int, tuple[int, int, int]] | None = None
+    """Instance id -> colour of the seg control, covering every id seen so far in the stream."""
+
+    def __post_init__(self) -> None:
+        ticks = np.asarray(self.ticks)
+        if ticks.ndim != 1 or not np.issubdtype(ticks.dtype, np.integer) or ticks.size == 0:
+            raise SpecError(f"Chunk.ticks: expected a non-empty 1-D int array, got {ticks!r}")
+        if np.any(np.diff(ticks) <= 0):
+            raise SpecError(f"Chunk.ticks: must increase, got {ticks.tolist()}")
+        object.__setattr__(self, "ticks", ticks.astype(np.int64))
+        want = (len(ticks), *np.shape(self.rgb)[1:3], 3)
+        for name, arr in {"rgb": self.rgb, **self.controls}.items():
+            if name != "rgb" and name not in CONTROL_NAMES:
+                raise SpecError(f"Chunk.controls: {name!r} is not one of {CONTROL_NAMES}")
+            if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.shape != want:
+                got = (getattr(arr, "dtype", type(arr).__name__), np.shape(arr))
+                raise SpecError(
+                    f"Chunk.{'rgb' if name == 'rgb' else f'controls[{name!r}]'}: expected uint8 "
+                    f"{want} (one T×H×W×3 frame per tick), got {got[0]} {got[1]}"
+                )
+        if "seg" in self.controls and self.palette is None:
+            raise SpecError("Chunk.palette: a seg control needs its id -> colour palette")
+
+    def __len__(self) -> int:
+        return len(self.ticks)
+
+
+class TickFrame(NamedTuple):
+    """One output frame and the tick it shows."""
+
+    tick: int
+    frame: np.ndarray
+    """H×W×3 uint8 RGB at the session's size."""
+
+
+@runtime_checkable
+class TransferSession(Protocol):
+    """A stream through one resident backend (see the module doc)."""
+
+    def push(self, chunk: Chunk) -> None:
+        """Hand over the next chunk (ticks after every earlier chunk's)."""
+        ...
+
+    def pull(self, wait: bool = False) -> list[TickFrame]:
+        """Output frames ready so far, in tick order; `wait`: block until all pushed are out."""
+        ...
+
+    def close(self) -> None:
+        """Release what the session holds; pushed frames not yet pulled are dropped."""
+        ...
+
+
+def start_session(backend: TransferBackend, options: SessionOptions) -> TransferSession:
+    """The backend's own session if it has one (`backend.start(options)`), else a ChunkSession."""
+    start = getattr(backend, "start", None)
+    return start(options) if callable(start) else ChunkSession(backend, options)
+
+
+def check_chunk(chunk: Chunk, options: SessionOptions, needs: Iterable[str], after: int) -> None:
+    """Raise SpecError unless `chunk` fits the session: its size, the controls, new ticks."""
+    if chunk.rgb.shape[1:3] != (options.height, options.width):
+        raise SpecError(
+            f"Chunk for camera {options.camera!r} is {chunk.rgb.shape[2]}×{chunk.rgb.shape[1]}; "
+            f"the session was started at {options.width}×{options.height}: resize to it"
+        )
+    missing = [n for n in needs if n not in chunk.controls]
+    if missing:
+        raise SpecError(
+            f"Chunk.controls has {sorted(chunk.controls)}; this backend needs {missing} too: "
+            "compute those controls for every chunk"
+        )
+    if chunk.ticks[0] <= after:
+        raise SpecError(
+            f"Chunk.ticks start at {int(chunk.ticks[0])}, not after the last pushed tick "
+            f"{after}: push each tick once, in order"
+        )
+
+
+class ChunkSession:
+    """A session for a backend without state: each chunk becomes a clip run through `transfer`.
+
+    The chunk is written as `rgb.mp4` plus its control videos (seg and edge lossless, as
+    `write_clips` writes them) in a temporary folder that is removed after the chunk, so the
+    backend sees exactly what it sees from `cosmos-sim transfer`. Nothing carries over
+    between chunks: that is what a backend's own `start` is for.
+    """
+
+    def __init__(self, backend: TransferBackend, options: SessionOptions) -> None:
+        self.backend, self.options = backend, options
+        self._ready: list[TickFrame] = []
+        self._last_tick = -1
+
+    def push(self, chunk: Chunk) -> None:
+        from cosmos_sim.controls.clips import LOSSLESS
+        from cosmos_sim.controls.seg import save_palette
+        from cosmos_sim.video import write_video
+
+        check_chunk(chunk, self.options, (), self._last_tick)
+        with tempfile.TemporaryDirectory(prefix=f"chunk-{self.options.camera}-") as tmp:
+            folder = Path(tmp) / self.options.camera
+            folder.mkdir()
+            fps = self.options.fps
+            write_video(folder / "rgb.mp4", chunk.rgb, fps)
+            for name, frames in chunk.controls.items():
+                write_video(folder / f"{name}.mp4", frames, fps, lossless=name in LOSSLESS)
+            if chunk.palette is not None:
+                save_palette(chunk.palette, folder / PALETTE_FILE)
+            frames = list(
+                self.backend.transfer(Clip(folder), self.options.prompt, self.options.seed, folder)
+            )
+        if len(frames) != len(chunk):
+            raise BackendError(
+                f"backend {self.backend.name!r} returned {len(frames)} frames for a chunk of "
+                f"{len(chunk)}; a backend returns one frame per input frame"
+            )
+        self._ready += [TickFrame(int(t), f) for t, f in zip(chunk.ticks, frames, strict=True)]
+        self._last_tick = int(chunk.ticks[-1])
+
+    def pull(self, wait: bool = False) -> list[TickFrame]:
+        ready, self._ready = self._ready, []
+        return ready
+
+    def close(self) -> None:
+        self._ready = []

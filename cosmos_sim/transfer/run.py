@@ -20,6 +20,7 @@ from cosmos_sim.transfer.base import (
     MANIFEST,
     OUTPUT_VIDEO,
     Clip,
+    TransferBackend,
     find_clips,
     make_backend,
     prefetch,
@@ -33,7 +34,7 @@ def run_transfer(
     clips_dir: str | Path,
     out: str | Path,
     *,
-    backend: str = "appearance",
+    backend: str | TransferBackend = "appearance",
     prompt: str | None = None,
     prompts: str | Path | Sequence[str] | Mapping[str, str] | None = None,
     seed: int = 0,
@@ -43,11 +44,13 @@ def run_transfer(
 
     `prompt` applies to every camera; `prompts` gives one per camera (a list in sorted camera
     order, a {camera: prompt} mapping, or a .txt file with one line per camera / a .json file
-    holding either). With neither, each clip's own spec prompt is used.
+    holding either). With neither, each clip's own spec prompt is used. `backend` is a
+    registered name (built with `backend_options`) or an already built backend, which a
+    resident worker reuses across runs.
     """
     clips = find_clips(clips_dir)
     per_camera = resolve_prompts(clips, prompt=prompt, prompts=prompts)
-    engine = make_backend(backend, **backend_options)
+    engine = make_backend(backend, **backend_options) if isinstance(backend, str) else backend
     out = ensure_empty_dir(out, "transfer output folder")
     manifest: dict[str, Any] = {
         "format": FORMAT,

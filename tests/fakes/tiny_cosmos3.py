@@ -34,7 +34,7 @@ def tiny_cosmos3_pipeline(safety_checker):
         latent_patch_size=2,
         patch_latent_dim=2 * 2 * 16,
         vocab_size=len(tokenizer),
-        action_dim=4,
+        action_dim=16,
         action_gen=True,
         rope_axes_dim=[4, 2, 2],
         unified_3d_mrope_temporal_modality_margin=8,

@@ -32,7 +32,12 @@ def hello(call: Call) -> Result:
         "server": f"cosmos-sim {__version__}",
         "methods": sorted(m.name for m in methods),
         "idempotent": sorted(m.name for m in methods if m.idempotent),
-        "limits": server.limits.to_dict(),
+        "limits": {
+            **server.limits.to_dict(),
+            "max_sessions": server.max_sessions,
+            "max_sessions_per_peer": server.max_sessions_per_peer,
+            "session_idle_s": server.session_idle_s,
+        },
         "dtypes": list(ALLOWED_DTYPES),
         "curve": server.curve,
     }, {}

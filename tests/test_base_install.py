@@ -1,0 +1,44 @@
+"""The README's base-install commands import nothing that only an extra installs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+AUDIT = Path(__file__).with_name("import_audit.py")
+
+
+def _audit(tmp_path: Path, *commands: str) -> dict:
+    report = tmp_path / "audit.json"
+    subprocess.run([sys.executable, str(AUDIT), str(report), *commands], check=True, cwd=tmp_path)
+    return json.loads(report.read_text())
+
+
+def test_base_commands_import_only_base_dependencies(tmp_path):
+    run, clips, styled, data = (tmp_path / name for name in ("run", "clips", "styled", "data"))
+    report = _audit(
+        tmp_path,
+        f"demo --out {tmp_path / 'demo'} --seconds 0.25",
+        f"capture --out {run} --scene street --seconds 0.25 --width 320 --height 176",
+        f"controls {run} --out {clips}",
+        f"transfer {clips} --out {styled} --prompt 'foggy evening'",
+        f"dataset {run} {data} --transfer {styled}",
+        f"keygen {tmp_path / 'keys'}",
+    )
+    assert report["exit_codes"] == [0] * len(report["commands"]), report
+    assert report["outside_base"] == {}, (
+        "a base-install command imports a package that only an extra installs: move it to "
+        f"[project].dependencies or make the command name the extra: {report['outside_base']}"
+    )
+
+
+def test_the_audit_sees_an_import_from_an_extra(tmp_path, monkeypatch):
+    """pycocotools was test-only when the dataset command needed it; the audit must see that."""
+    import import_audit  # tests/ is on sys.path (pytest's rootdir insertion)
+
+    monkeypatch.setattr(import_audit, "base_distributions", lambda: {"numpy"})
+    stray = import_audit.outside_base({"numpy": "cosmos_sim.x", "pytest": "cosmos_sim.dataset"})
+    assert list(stray) == ["pytest"]
+    assert stray["pytest"]["imported_by"] == "cosmos_sim.dataset"
