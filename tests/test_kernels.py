@@ -105,6 +105,8 @@ def pixel_agreement(reference: np.ndarray, candidate: np.ndarray, tolerance: int
     """(over all pixels, over pixels drawn in either) where no channel of the candidate differs
     by > tolerance from the reference at that pixel or one of its 8 neighbours: the kernel's
     anti-aliased edges approximate cv2's and may land a pixel apart."""
+    if reference.ndim == 3:  # one frame
+        reference, candidate = reference[None], candidate[None]
     ref = np.pad(reference.astype(int), [(0, 0), (1, 1), (1, 1), (0, 0)], mode="edge")
     out = candidate.astype(int)
     h, w = out.shape[1:3]
