@@ -431,6 +431,7 @@ class _Engine:
         self.ids: dict[str, set[int]] = {}
         self.palette: dict[str, dict[int, tuple[int, int, int]]] = {}
         self.depth_range: dict[str, tuple[float, float]] = {}
+        self.compact: dict[str, CompactIds] = {}
 
     def run(self, ticks: list[tuple[dict[str, SensorFrame], float]]) -> None:
         for camera in ticks[0][0]:
@@ -471,31 +472,35 @@ class _Engine:
         """One camera's frames as a session Chunk: RGB and controls at the session size."""
         from cosmos_sim.controls.depth import depth_range
         from cosmos_sim.controls.seg import seg_palette
-        from cosmos_sim.video import bucket_size, resize_frames
+        from cosmos_sim.video import bucket_size
 
         spec = frames[0].camera
         size = (spec.width, spec.height)
         if self.config.resolution == "bucket":
             size = bucket_size(*size)
-        rgb = resize_frames(np.stack([f.rgb for f in frames]), size, "area")
+        rgb = _fit(np.stack([f.rgb for f in frames]), size, "area")
         controls: dict[str, np.ndarray] = {}
         palette = None
         for name in self.config.controls:
             if name == "depth":
-                depth = resize_frames(_stack(frames, "depth_m", name), size, "linear")
+                depth = _fit(_stack(frames, "depth_m", name), size, "linear")
                 if camera not in self.depth_range:
                     self.depth_range[camera] = self.config.depth_range_m or depth_range(depth)
                 lo, hi = self.depth_range[camera]
                 controls[name] = self.functions["depth"](depth, min_m=lo, max_m=hi)
             elif name == "seg":
-                ids = resize_frames(_stack(frames, "instance_id", name), size, "nearest")
+                ids = _fit(_stack(frames, "instance_id", name), size, "nearest")
                 seen = self.ids.setdefault(camera, set())
                 new = set(np.unique(ids).tolist()) - seen
                 if new or camera not in self.palette:
                     seen |= new
                     self.palette[camera] = seg_palette(seen, self.config.seed)
+                    self.compact[camera] = CompactIds(sorted(seen))
                 palette = self.palette[camera]
-                controls[name] = self.functions["seg"](ids, palette)
+                # the same colours as on the raw ids, through seg_control's dense table
+                compact = self.compact[camera]
+                colours = {i: palette[key] for i, key in enumerate(compact.keys)}
+                controls[name] = self.functions["seg"](compact(ids), colours)
             else:
                 controls[name] = self.functions[name](rgb, "medium")
         ticks = np.array([f.frame_index for f in frames], dtype=np.int64)
@@ -521,6 +526,34 @@ class _Engine:
                 self.sink(item)
             payload = None if self.sink is not None else item
             self.events.put(("frame", (item.tick, camera, item.lag_s, payload)))
+
+
+class CompactIds:
+    """Maps a known set of (large, sparse) instance ids to 0..n-1 with one modulo and a table.
+
+    PyBullet ids are `1 + body + (link + 1)·2^24`: too large for a dense table, and a binary
+    search per pixel costs more than the rest of the chunk's controls. The smallest modulus
+    under which the ids do not collide makes a perfect hash (found once per new id).
+    """
+
+    def __init__(self, keys: Sequence[int]) -> None:
+        self.keys = list(keys)
+        n = len(self.keys)
+        self.modulus = next(
+            m for m in range(max(n, 1), 1 << 26) if len({k % m for k in self.keys}) == n
+        )
+        self.slot = np.zeros(self.modulus, np.int32)
+        self.slot[np.asarray(self.keys, np.int64) % self.modulus] = np.arange(n, dtype=np.int32)
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        return self.slot[ids % self.modulus]
+
+
+def _fit(frames: np.ndarray, size: tuple[int, int], kind: str) -> np.ndarray:
+    """`frames` at `size` (W, H): resized, or as they are when they already are that size."""
+    from cosmos_sim.video import resize_frames
+
+    return frames if frames.shape[2:0:-1] == size else resize_frames(frames, size, kind)
 
 
 def _stack(frames: Sequence[SensorFrame], field_name: str, control: str) -> np.ndarray:
