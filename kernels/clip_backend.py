@@ -1,6 +1,7 @@
-"""The device kernels behind the CPU functions' numpy signatures, for `write_clips`.
+"""The device kernels behind the CPU functions' numpy signatures, for `control_backend`.
 
-Each entry takes and returns what its `cosmos_sim.controls` namesake does (numpy arrays,
+Each entry wraps the kernel the controls table names (`Control.gpu`) and takes and returns
+what the table's CPU function (`Control.cpu`) does (numpy arrays,
 one frame or a T-first batch), moves the batch to the device once, and brings the control
 back for encoding. "lidar" and "hdmap" take a clip like `lidar_control_clip` and
 `render_hdmap_clip` and run it `CLIP_BATCH` frames at a time (their per-frame working set
@@ -9,6 +10,7 @@ grows with the points or map segments, and an episode can be long).
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 
@@ -22,14 +24,21 @@ from cosmos_sim.controls.lidar import (
     LIDAR_MIN_M,
     clip_windows,
 )
+from cosmos_sim.controls.table import CONTROLS
 from cosmos_sim.kernels._backend import resolve_device
-from cosmos_sim.kernels.canny import edge_control
-from cosmos_sim.kernels.depth import depth_control
-from cosmos_sim.kernels.hdmap import MAX_VERTS, hdmap_control
-from cosmos_sim.kernels.lidar import lidar_control
-from cosmos_sim.kernels.seg import seg_control
-from cosmos_sim.kernels.vis import vis_control
+from cosmos_sim.kernels.hdmap import MAX_VERTS
 from cosmos_sim.types import SpecError
+
+
+def _kernel(name: str) -> Callable[..., torch.Tensor]:
+    """The device kernel of control `name`, as the controls table names it."""
+    module, _, function = CONTROLS[name].gpu.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+depth_control, seg_control, edge_control, vis_control, lidar_control, hdmap_control = (
+    _kernel(name) for name in ("depth", "seg", "edge", "vis", "lidar", "hdmap")
+)
 
 CLIP_BATCH = 16
 """Frames per device call of the "lidar" and "hdmap" entries."""
@@ -126,7 +135,7 @@ def clip_backend(device: str | torch.device = "cuda") -> dict[str, Callable[...,
             out.append(frames.cpu().numpy())
         return np.concatenate(out)
 
-    return {
+    entries = {
         "depth": depth_fn,
         "seg": seg_fn,
         "edge": edge_fn,
@@ -134,6 +143,8 @@ def clip_backend(device: str | torch.device = "cuda") -> dict[str, Callable[...,
         "lidar": lidar_fn,
         "hdmap": hdmap_fn,
     }
+    assert entries.keys() == CONTROLS.keys()  # one device entry per table entry
+    return entries
 
 
 def _to_device(arr: np.ndarray, dev: torch.device) -> torch.Tensor:

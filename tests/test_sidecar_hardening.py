@@ -386,3 +386,24 @@ def test_deep_nesting_is_bad_header(server):
     )
     assert (reply["error"]["code"], reply["error"]["field"]) == ("BAD_HEADER", "header.params")
     assert reply["id"] == 9
+
+
+def test_an_oversize_frame_ends_the_session_as_documented(tmp_path):
+    limits = Limits(max_message_bytes=2**20, max_array_bytes=2**20)
+    with Server("tcp://127.0.0.1:*", data_dir=tmp_path, limits=limits) as srv:
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.linger = 0
+        sock.connect(srv.endpoint)
+        try:
+            sock.send_multipart(encode_request(1, "hello", {"versions": [1]}))
+            assert sock.poll(5000) and msgpack.unpackb(sock.recv_multipart()[0])["ok"]
+            desc = {"name": "a", "dtype": "uint8", "shape": [2**21], "frame": 1}
+            head = {"v": 1, "id": 2, "method": "echo", "params": {}, "arrays": [desc]}
+            sock.send_multipart([msgpack.packb(head), bytes(2**21)])
+            assert not sock.poll(1000), "ZeroMQ drops the connection: no reply"
+            sock.send_multipart(encode_request(3, "stats"))  # after ZeroMQ's reconnect
+            assert sock.poll(5000)
+            reply = msgpack.unpackb(sock.recv_multipart()[0])
+            assert (reply["id"], reply["error"]["code"]) == (3, ErrorCode.HELLO_REQUIRED)
+        finally:
+            sock.close()

@@ -55,6 +55,10 @@ class BackendError(RuntimeError):
     """A backend could not run (a missing guardrail, a failed tool); the message says why."""
 
 
+class GuardrailBlocked(BackendError):
+    """The Cosmos guardrail refused a prompt or an output video; nothing was written for it."""
+
+
 @dataclass(frozen=True)
 class Clip:
     """One camera's control clip on disk (read lazily)."""
