@@ -9,8 +9,9 @@ by `controls.hdmap` for each camera of a rig along a trajectory. Two targets:
   six views with theirs.
 - `cosmos3`: the `wsm` control Cosmos 3 (Transfer-Auto, Sim-Auto, the transfer pipeline's
   `wsm` hint) reads: every camera at 1280×720, 10 fps, 101 frames by default
-  (cosmos-framework's WSM window), as `wsm.mp4` / `wsm_<camera>.mp4`, listed per camera in
-  `wsm.json` (hint name, fps, frame count, size, video path relative to the folder).
+  (cosmos-framework's WSM window), as `<camera>/wsm.mp4` (the clips layout the transfer
+  backends read), listed per camera in `wsm.json` (hint name, fps, frame count, size, video
+  path relative to the folder); `wsm.mp4` is a grid of all views for a multi-camera rig.
 
 The default rig for multiview work is NVIDIA's 7-camera AV rig (`NVIDIA_RIG`, `--rig nvidia`).
 """
@@ -118,11 +119,16 @@ def write_hdmap_clip(
     out = ensure_empty_dir(out, "hdmap output folder")
     stem = "wsm" if target == "cosmos3" else "hdmap"
     single = len(cameras) == 1
-    files = {
-        cam.name: f"{stem}.mp4" if single else f"{stem}_{cam.name}.mp4" for cam, _, _ in cameras
-    }
+    if target == "cosmos3":  # the clips layout: <camera>/wsm.mp4, beside any rgb.mp4
+        files = {cam.name: f"{cam.name}/wsm.mp4" for cam, _, _ in cameras}
+        for cam, _, _ in cameras:
+            (out / cam.name).mkdir()
+    else:
+        files = {cam.name: "hdmap.mp4" if single else f"hdmap_{cam.name}.mp4"
+                 for cam, _, _ in cameras}  # fmt: skip
     writers = {name: VideoWriter(out / file, fps, lossless=True) for name, file in files.items()}
-    grid_writer = None if single else VideoWriter(out / f"{stem}.mp4", fps)
+    preview = out / (files[cameras[0][0].name] if single else f"{stem}.mp4")
+    grid_writer = None if single else VideoWriter(preview, fps)
     sheet_at = set(np.linspace(0, len(traj.poses) - 1, min(4, len(traj.poses))).round().astype(int))
     sheet_rows, frames_json = [], []
     try:
@@ -162,7 +168,7 @@ def write_hdmap_clip(
         cell_width=480 if single else 320,
     )
     written: dict[str, Any] = {
-        "video": out / f"{stem}.mp4",
+        "video": preview,
         "contact_sheet": save_png(out / "contact_sheet.png", sheet),
         "poses": out / "poses.json",
         "frames": len(traj.poses),
