@@ -24,7 +24,8 @@ API works in UE4's left-handed frame (y flipped). Everything leaving this module
 OpenDRIVE/our frame.
 
 The default trajectory drives the first driving lane's centre line at constant speed through
-junctions; at a dead end it **stops**: it brakes at 3 m/s² to stand still at the lane end.
+junctions; at a dead end it **stops**: it brakes at 3 m/s² to stand still 5 m before the lane
+end (so a forward camera still sees the road's end).
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ CROSSWALK_DEPTH_M = 4.0
 """Along-road depth of a crosswalk drawn from a signal (signals carry no length)."""
 BRAKE_MPS2 = 3.0
 """Deceleration of the default trajectory at a dead end."""
+STOP_SHORT_M = 5.0
+"""Where the default trajectory stands at a dead end: this far before the lane's end, so a
+forward camera still sees the end of the road rather than nothing."""
 SAMPLE_STEP_M = 1.0
 WORKER_TIMEOUT_S = 600.0
 
@@ -566,6 +570,8 @@ def default_poses(
         yaw = wp.transform.rotation.yaw
         route.append(body_pose(wp.transform))
     end_m = (len(route) - 1) * step
+    if dead_end:
+        end_m = max(0.0, end_m - STOP_SHORT_M)
     s_m, dt, poses = 0.0, 1.0 / fps, []
     for _ in range(frames):
         poses.append(_pose_at(route, s_m / step))
