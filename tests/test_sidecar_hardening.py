@@ -407,3 +407,50 @@ def test_an_oversize_frame_ends_the_session_as_documented(tmp_path):
             assert (reply["id"], reply["error"]["code"]) == (3, ErrorCode.HELLO_REQUIRED)
         finally:
             sock.close()
+
+
+HOSTILE = [None, True, -1, 2**64 - 1, -(2**63), 1e308, "x" * 300, [], {}, [[]], [1, "a"]]
+HOSTILE += [[[1.0] * 4] * 4, [[0.0] * 3] * 8, ["depth"] * 300, "../x", "/etc", 100_000, 257]
+
+
+def base_requests(hdmap_handle: str) -> dict:
+    box = {"class": "Car", "corners": CUBE}
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    return {
+        "controls": (
+            {
+                "modalities": ["depth", "edge", "lidar", "hdmap"],
+                "K": K,
+                "cam_to_world": EYE4,
+                "hdmap": hdmap_handle,
+                "boxes": [box],
+                "light_states": {},
+            },
+            {
+                "rgb": rgb,
+                "depth_m": np.full((48, 64), 3.0, np.float32),
+                "points_world": np.ones((20, 3), np.float32),
+            },
+        ),  # fmt: skip
+        "episode_open": ({"path": "p", "fps": 10.0, "simulator": "t", "cameras": [CAMERA]}, {}),
+        "episode_read": ({"path": "readback", "start": 0, "count": 1}, {}),
+        "hdmap_load": ({"path": "street.xodr", "step_m": 5.0}, {}),
+        "describe": ({"methods": ["echo"]}, {}),
+    }
+
+
+@pytest.mark.parametrize(
+    "method", ["controls", "episode_open", "episode_read", "hdmap_load", "describe"]
+)
+def test_one_hostile_param_is_never_internal(hdmap, method):
+    c, handle = hdmap
+    params, arrays = base_requests(handle)[method]
+    for i, key in enumerate([*params, "extra"]):
+        for j, value in enumerate(HOSTILE):
+            sent = {**params, key: value}
+            if method == "episode_open" and key != "path":
+                sent["path"] = f"hostile-{i}-{j}"
+            try:
+                c.call(method, sent, arrays)
+            except SidecarError as exc:
+                assert exc.code != ErrorCode.INTERNAL, (key, value, exc)
