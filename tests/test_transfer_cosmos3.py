@@ -249,3 +249,13 @@ def test_a_clip_without_a_cosmos3_control_is_named(model_dir, tmp_path):
     write_video(folder / "rgb.mp4", np.zeros((3, H, W, 3), np.uint8), 16)
     with pytest.raises(ClipError, match="no Cosmos 3 control"):
         list(engine.transfer(find_clips(tmp_path / "clips")[0], "p", 0, tmp_path))
+
+
+def test_a_control_shorter_than_the_clip_is_named_before_generating(model_dir, tmp_path):
+    folder = tmp_path / "clips" / "front"
+    folder.mkdir(parents=True)
+    write_video(folder / "rgb.mp4", np.zeros((FRAMES, H, W, 3), np.uint8), 16)
+    write_video(folder / "edge.mp4", np.zeros((FRAMES - 2, H, W, 3), np.uint8), 16)
+    engine = backend(model_dir)
+    with pytest.raises(ClipError, match="edge.mp4 ends before rgb.mp4"):
+        list(engine.transfer(find_clips(tmp_path / "clips")[0], "p", 0, tmp_path))

@@ -224,8 +224,8 @@ class Cosmos3Backend:
         width, height = clip.size
         options = SessionOptions(clip.camera, width, height, prompt, seed, clip.fps)
         # a clip shorter than a chunk is one chunk of its own length (4k+1), not a padded 93
-        chunk = min(self.chunk, chunk_frames(clip.num_frames))
-        session = Cosmos3Session(self, options, list(hints), chunk=max(chunk, self.cond + 1))
+        chunk = min(self.chunk, chunk_frames(max(clip.num_frames, self.cond + 1)))
+        session = Cosmos3Session(self, options, list(hints), chunk=chunk)
         streams = {name: clip.frames(name) for name in ("rgb", *hints)}
         tick = 0
         try:
@@ -234,6 +234,13 @@ class Cosmos3Backend:
                 if not len(block["rgb"]):
                     break
                 ticks = np.arange(tick, tick + len(block.pop("rgb")))
+                short = [n for n, frames in block.items() if len(frames) != len(ticks)]
+                if short:
+                    raise ClipError(
+                        f"clip {clip.folder}: {', '.join(n + '.mp4' for n in short)} ends before "
+                        "rgb.mp4; every control needs one frame per clip frame. Re-run "
+                        "`cosmos-sim controls`"
+                    )
                 session.push_frames(ticks, block)
                 tick += len(ticks)
                 yield from (f.frame for f in session.pull())
