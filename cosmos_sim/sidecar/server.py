@@ -723,8 +723,8 @@ def _as_protocol_error(exc: Exception, method: str) -> ProtocolError:
         return ProtocolError(
             ErrorCode.BAD_PARAMS,
             str(exc),
-            _field_of(str(exc)),
-            "fix the named field as the message says",
+            getattr(exc, "field", None) or _field_of(str(exc)),
+            getattr(exc, "fix", None) or "fix the named field as the message says",
         )
     if isinstance(exc, FileExistsError | FileNotFoundError | PermissionError):
         return ProtocolError(
