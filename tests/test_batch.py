@@ -154,3 +154,16 @@ def units_in_flight(progress) -> int:
         states = {progress.state[stage][unit] for stage in progress.stages}
         count += "running" in states or ("done" in states and "waiting" in states)
     return count
+
+
+def test_a_model_that_cannot_load_fails_its_units_with_the_cause(tmp_path):
+    missing = tmp_path / "no_cosmos_checkout"  # as on a node that lacks the checkout
+    transfer = {"backend": "cosmos-cli", "options": {"cosmos_root": str(missing)},
+                "gpus_per_worker": 0}  # fmt: skip
+    report = run_plan(small_plan(transfer=transfer), tmp_path / "out")
+    assert [(f["unit"], f["stage"]) for f in report["failed"]] == [
+        ("tab-s0", "transfer"), ("tab-s1", "transfer")
+    ]  # fmt: skip
+    assert all(str(missing) in f["error"] for f in report["failed"]), report["failed"]
+    assert report["stages"]["controls"]["done"] == 2  # the stages before transfer still ran
+    assert not (tmp_path / "out" / "transfer" / "tab-s0").exists()

@@ -56,6 +56,10 @@ def test_seed_range_expands_like_range():
         ({"stages": {"controls": {}, "transfer": {"backend": "magic"}}},
          "stages.transfer.backend", "appearance"),
         ({"stages": {"transfer": {}}}, "stages", "controls"),
+        ({"stages": {"controls": {}, "transfer": {"options": {"depth_ratoi": 3}}}},
+         "stages.transfer.options", "depth_ratio"),
+        ({"stages": {"controls": {}, "transfer": {"backend": "cosmos-cli"}}},
+         "stages.transfer.options", "['cosmos_root'] required"),
         ({"captures": []}, "captures", "at least 1"),
     ],
 )  # fmt: skip
