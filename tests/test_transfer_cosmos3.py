@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from cosmos_sim.cli import app
 from cosmos_sim.transfer import ClipError, diffusers_backend, find_clips
-from cosmos_sim.transfer.base import Chunk, SessionOptions, start_session
+from cosmos_sim.transfer.base import Chunk, GuardrailBlocked, SessionOptions, start_session
 from cosmos_sim.transfer.cosmos3 import Cosmos3Backend, _to_uint8, canvas_for, resolve_hints
 from cosmos_sim.transfer.diffusers_backend import SafetyError
 from cosmos_sim.types import SpecError
@@ -136,6 +136,16 @@ def test_sessions_chain_chunks_exactly_as_the_pipeline_does(model_dir, tmp_path)
     diff = np.abs(ours - _to_uint8(np.asarray(native), (W, H)))
     assert diff.max() <= 1 and (diff == 0).mean() > 0.9999  # float rounding of the seed only
     session.close()
+
+
+def test_a_blocked_prompt_is_a_guardrail_error_not_frames(model_dir, clips, tmp_path):
+    class RefusingChecker(PassThroughSafetyChecker):
+        def check_text_safety(self, prompt: str) -> bool:
+            return False
+
+    engine = backend(model_dir, RefusingChecker())
+    with pytest.raises(GuardrailBlocked, match="refused the prompt for camera 'front'"):
+        list(engine.transfer(find_clips(clips)[0], "anything", 0, tmp_path))
 
 
 def test_without_cosmos_guardrail_it_fails_before_loading_weights(model_dir, monkeypatch):

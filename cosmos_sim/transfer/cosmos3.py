@@ -40,11 +40,13 @@ from typing import Any
 
 import numpy as np
 
+from cosmos_sim.controls.spec_cosmos3 import HINT_ORDER, HINTS, guidance_for
 from cosmos_sim.transfer.base import (
     BackendError,
     Chunk,
     Clip,
     ClipError,
+    GuardrailBlocked,
     SessionOptions,
     TickFrame,
     check_chunk,
@@ -57,26 +59,6 @@ DISTILLED_CLASS = "Cosmos3DistilledModularPipeline"
 COMPONENTS = ("transformer", "vae", "text_tokenizer", "scheduler")
 """What transfer uses (no sound tokenizer); only these are loaded."""
 
-HINTS = {
-    "edge": "edge",
-    "vis": "blur",
-    "depth": "depth",
-    "seg": "seg",
-    "hdmap": "wsm",
-    "wsm": "wsm",
-}
-"""Our control video -> Cosmos 3 hint (`before_encoder.py`: edge, blur, depth, seg, wsm); a
-clip with both hdmap.mp4 and wsm.mp4 feeds wsm.mp4."""
-HINT_ORDER = ("edge", "blur", "depth", "seg", "wsm")
-RECOMMENDED = {
-    "edge": (3.0, 1.5),
-    "blur": (3.0, 1.5),
-    "depth": (3.0, 1.5),
-    "seg": (3.0, 2.0),
-    "wsm": (1.0, 3.0),
-}
-"""Hint -> (guidance_scale, control_guidance) published for a single hint (diffusers docs and
-cosmos-framework args.py); with several hints the edge/blur/depth pair is used."""
 SESSION_CONTROLS = ("edge", "vis", "depth", "seg")
 """What a session feeds unless told (the controls a `Chunk` carries that Cosmos 3 takes)."""
 TIERS = (256, 480, 704, 720)
@@ -204,8 +186,8 @@ class Cosmos3Backend:
             "device": self.device,
             "dtype": self.dtype,
             "num_inference_steps": self.steps,
-            "guidance_scale": self.guidance[0] or "per hint (RECOMMENDED)",
-            "control_guidance": self.guidance[1] or "per hint (RECOMMENDED)",
+            "guidance_scale": self.guidance[0] or "per hint (spec_cosmos3.RECOMMENDED)",
+            "control_guidance": self.guidance[1] or "per hint (spec_cosmos3.RECOMMENDED)",
             "flow_shift": self.flow_shift,
             "num_video_frames_per_chunk": self.chunk,
             "num_conditional_frames": self.cond,
@@ -214,8 +196,8 @@ class Cosmos3Backend:
         }
 
     def settings(self, hints: Sequence[str]) -> tuple[float, float]:
-        """(guidance_scale, control_guidance): given values, else the recommendation."""
-        default = RECOMMENDED[hints[0]] if len(hints) == 1 else RECOMMENDED["edge"]
+        """(guidance_scale, control_guidance): given values, else the per-hint recommendation."""
+        default = guidance_for(list(hints))
         return tuple(v if v is not None else d for v, d in zip(self.guidance, default, strict=True))
 
     def start(self, options: SessionOptions, controls: Sequence[str] | None = None):
@@ -322,7 +304,17 @@ class Cosmos3Session:
             for c, hint in self.hints.items()
         }
         seeded = self._seed_frames is not None
-        out = self.backend.pipe(**self.call_kwargs(videos, seed_frames=self._seed_frames))
+        try:
+            out = self.backend.pipe(**self.call_kwargs(videos, seed_frames=self._seed_frames))
+        except ValueError as exc:  # diffusers reports a guardrail block as a ValueError
+            if "Cosmos Guardrail" not in str(exc):
+                raise
+            what = "the prompt" if "unsafe text" in str(exc) else "a generated chunk"
+            raise GuardrailBlocked(
+                f"the Cosmos guardrail refused {what} for camera {self.options.camera!r} "
+                f"(ticks from {self._ticks[0]}); nothing was returned for it. Change the prompt "
+                "or seed."
+            ) from exc
         decoded = out["previous_output"][0]  # [3, T, H, W] in [-1, 1], before the guardrail
         tail = decoded[:, decoded.shape[1] - self.cond :] if self.cond else None
         self._seed_frames = (
