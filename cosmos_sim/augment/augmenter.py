@@ -30,6 +30,7 @@ on the seed and the id).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import pickle
 import queue
@@ -151,6 +152,7 @@ class Augmenter:
     ) -> None:
         from cosmos_sim.controls.backend import check_device
         from cosmos_sim.controls.spec import DEFAULT_PROMPT
+        from cosmos_sim.controls.table import CONTROLS
 
         if overflow not in OVERFLOW_POLICIES:
             raise SpecError(f"overflow={overflow!r}: choose one of {list(OVERFLOW_POLICIES)}")
@@ -185,8 +187,6 @@ class Augmenter:
         if controls is None:
             controls = DEFAULT_CONTROLS if needs is None else needs
         self.controls = tuple(controls)
-        from cosmos_sim.controls.table import CONTROLS
-
         per_frame = [n for n, c in CONTROLS.items() if set(c.inputs) <= FRAME_INPUTS]
         unknown = [c for c in self.controls if c not in per_frame]
         if unknown:
@@ -294,10 +294,8 @@ class Augmenter:
             self._closed = True
             self._pending = []
             self._put(None)
-            try:
+            with contextlib.suppress(Exception):  # the run's own error is the one to see
                 self._wait_done()
-            except Exception:  # noqa: S110 - the run's own error is the one to see
-                pass
 
     def _enqueue(self) -> None:
         chunk, self._pending = self._pending, []
@@ -350,10 +348,10 @@ class Augmenter:
                 break
             timeout = None
             if kind == "frame":
-                tick, camera, lag_s, item = payload
+                lag_s, made_at, item = payload
                 self._stats.frames_out += 1
                 self._stats.lag_s.append(lag_s)
-                self._stats.wall_s = time.monotonic() - (self._start or 0.0)
+                self._stats.wall_s = made_at - (self._start or made_at)
                 if item is not None:
                     self._out.append(item)
             elif kind == "error":
@@ -530,11 +528,12 @@ class _Engine:
             frame = out.frame
             if frame.shape[:2] != (spec.height, spec.width):
                 frame = resize_frames(frame[None], (spec.width, spec.height), "area")[0]
-            item = Augmented(out.tick, camera, frame, labels, time.monotonic() - submitted)
+            made_at = time.monotonic()  # one clock for both processes (CLOCK_MONOTONIC)
+            item = Augmented(out.tick, camera, frame, labels, made_at - submitted)
             if self.sink is not None:
                 self.sink(item)
             payload = None if self.sink is not None else item
-            self.events.put(("frame", (item.tick, camera, item.lag_s, payload)))
+            self.events.put(("frame", (item.lag_s, made_at, payload)))
 
 
 class CompactIds:
