@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One GPU-machine session for several benchmarks, for the lent device (no registry there):
 #   bash benchmarks/gpu_session.sh NAME=SECONDS:COMMAND [NAME=SECONDS:COMMAND ...]
-# Wheels carried in .whl/ (diffusers, av, ...) go to /tmp/site; this checkout is laid out as
+# Wheels carried in .whl*/ folders (diffusers, av, ray, ...) go to /tmp/site; this checkout is laid out as
 # the installed `cosmos_sim` package under /tmp/pkg (the package-dir mapping of pyproject.toml),
 # so no build step runs there. Each command runs under its own time limit; all output goes to
 # $OUT/session.log (the device returns at most 8 files: keep each benchmark's figures in one
@@ -11,9 +11,10 @@ export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 
-if compgen -G ".whl/*.whl" >/dev/null; then
+# .whl*/ : wheels may come in several carried folders (a warm machine keeps earlier ones).
+if compgen -G ".whl*/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || echo "wheel install failed" >&2
+    --target /tmp/site .whl*/*.whl || echo "wheel install failed" >&2
 fi
 rm -rf /tmp/pkg && mkdir -p /tmp/pkg && cp -r cosmos_sim /tmp/pkg/
 for folder in bridges controls envs kernels assets; do cp -r "$folder" "/tmp/pkg/cosmos_sim/$folder"; done

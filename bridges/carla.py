@@ -557,8 +557,11 @@ def capture_episode(
     replay: Path | None = None,
     timeout_s: float = 10.0,
     progress: bool = True,
+    on_tick: Callable[[list[SensorFrame]], None] | None = None,
 ) -> Path:
-    """Record `seconds` of a live (or replayed) CARLA world into a new episode at `out`."""
+    """Record `seconds` of a live (or replayed) CARLA world into a new episode at `out`.
+
+    `on_tick` gets each tick's frames once they are on disk (e.g. `Augmenter.submit`)."""
     the_rig = default_rig() if rig is None else load_rig(rig)
     if seconds <= 0:
         raise CarlaBridgeError(f"seconds must be > 0, got {seconds}")
@@ -592,6 +595,7 @@ def capture_episode(
                     the_rig,
                     num_ticks,
                     progress,
+                    on_tick,
                     meta={
                         "host": host,
                         "port": port,
@@ -636,6 +640,7 @@ def _record(
     rig: Rig,
     num_ticks: int,
     progress: bool,
+    on_tick: Callable[[list[SensorFrame]], None] | None,
     meta: dict[str, Any],
 ) -> None:
     from tqdm import tqdm
@@ -651,10 +656,12 @@ def _record(
         meta=meta,
     ) as writer:
         # The map travels with the episode, so its HD-map control can be rendered later
-        # (controls.opendrive.load_opendrive + DynamicState.from_tick_data) with no server.
+        # (bridges.opendrive.compile_map + DynamicState.from_tick_data) with no server.
         (writer.path / "map.xodr").write_text(world.get_map().to_opendrive())
         for index in tqdm(range(num_ticks), desc="carla capture", disable=not progress):
             frame = world.tick()
             frames, info = sensors.collect(frame, index)
             state = world_state(world, ego)
             writer.append(frames, data={"carla_frame": int(frame), **info, **state})
+            if on_tick is not None:
+                on_tick(frames)

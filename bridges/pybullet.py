@@ -42,7 +42,7 @@ import math
 import os
 import pkgutil
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -646,8 +646,17 @@ def make_scene(
     return Scene(name, seed=seed, width=width, height=height, renderer=renderer)
 
 
-def record_episode(scene: Scene, seconds: float, out: str | Path, *, progress: bool = True) -> Path:
-    """Capture `seconds` of a scene (a tick every 1/fps, from its current state) to `out`."""
+def record_episode(
+    scene: Scene,
+    seconds: float,
+    out: str | Path,
+    *,
+    progress: bool = True,
+    on_tick: Callable[[list[SensorFrame]], None] | None = None,
+) -> Path:
+    """Capture `seconds` of a scene (a tick every 1/fps, from its current state) to `out`.
+
+    `on_tick` gets each tick's frames once they are on disk (e.g. `Augmenter.submit`)."""
     if not seconds > 0 or not math.isfinite(seconds):
         raise SpecError(f"record_episode.seconds: must be a finite number > 0, got {seconds}")
     ticks = max(1, round(seconds * scene.fps))
@@ -674,6 +683,8 @@ def record_episode(scene: Scene, seconds: float, out: str | Path, *, progress: b
         ):
             frames = scene.bridge.capture(index, scene.sim_time_s)
             writer.append(frames, data=scene.tick_data())
+            if on_tick is not None:
+                on_tick(frames)
             if index + 1 < ticks:
                 scene.step()
     return writer.path

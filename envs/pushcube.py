@@ -183,6 +183,7 @@ class PushCubeEnv(gym.Env):
 
     def _frame(self, index: int) -> SensorFrame:
         (frame,) = self._bridge.capture(index, index / self.control_hz)
+        self.last_frame = frame  # ids, depth, K, pose behind the observation (for wrappers)
         return frame
 
     # -- state -------------------------------------------------------------------------

@@ -94,3 +94,14 @@ def test_rig_views_detects_layouts():
     assert mv.rig_views({v: v for v in mv.TRANSFER25_VIEWS}) == "transfer25"
     assert mv.rig_views({v: v for v in mv.TRANSFER1_VIEWS}) == "transfer1"
     assert mv.rig_views({"front": "front"}) is None
+
+
+def test_shipped_rigs_follow_nvidias_av_rig_and_transfer1s_training_rate():
+    from cosmos_sim.bridges.carla_rig import load_rig
+
+    rigs = Path(__file__).parents[1] / "examples" / "rigs"
+    yaws = {c.name: c.mount.yaw for c in load_rig(rigs / "transfer25_multiview.yaml").cameras}
+    # NVIDIA's 7-camera rig (as CARLA's Cosmos bridge mounts it): cross ±66°, rear sides ±152°
+    assert (yaws["cross_left"], yaws["cross_right"]) == (-66.0, 66.0)
+    assert (yaws["rear_left"], yaws["rear_right"]) == (-152.0, 152.0)
+    assert load_rig(rigs / "transfer1_multiview.toml").fps == 30  # Sample-AV trained at 30 fps

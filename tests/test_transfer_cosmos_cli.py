@@ -8,7 +8,7 @@ import pytest
 from fakes.clips import write_test_clip
 from fakes.transfer25_config import load_spec_file
 
-from cosmos_sim.transfer import find_clips, run_transfer
+from cosmos_sim.transfer import GuardrailBlocked, find_clips, run_transfer
 from cosmos_sim.transfer.cosmos_cli import CosmosCliBackend, CosmosCliError
 from cosmos_sim.types import SpecError
 from cosmos_sim.video import read_video
@@ -142,3 +142,14 @@ def test_the_sample_name_comes_from_the_clip_spec(tmp_path):
     )  # fmt: skip
     assert (out / "front" / "cosmos" / "output" / "ep_007-front.mp4").is_file()
     assert read_video(out / "front" / "output.mp4")[0].shape[0] == 3
+
+
+def test_a_guardrail_block_is_an_error_not_a_missing_video(clips, tmp_path):
+    # Upstream logs "Guardrail blocked generation" and skips the sample (keep_going).
+    with pytest.raises(GuardrailBlocked, match="guardrail blocked clip"):
+        run_transfer(
+            clips, tmp_path / "out", backend="cosmos-cli", cosmos_root=CHECKOUT,
+            prompt="PLEASE BLOCK this", num_steps=1,
+        )  # fmt: skip
+    manifest = json.loads((tmp_path / "out" / "transfer.json").read_text())
+    assert "guardrail" in manifest["cameras"]["front"]["error"]

@@ -517,6 +517,8 @@ class AppearanceBackend:
     """Transfer backend "appearance": classical appearance randomisation on the CPU."""
 
     name = "appearance"
+    needs = ("seg", "depth")
+    """Controls a stream must carry (`cosmos_sim.augment` computes only these)."""
 
     def __init__(self, *, depth_ratio: float = NOMINAL_DEPTH_RATIO) -> None:
         self.depth_ratio = depth_ratio

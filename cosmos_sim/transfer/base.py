@@ -55,6 +55,10 @@ class BackendError(RuntimeError):
     """A backend could not run (a missing guardrail, a failed tool); the message says why."""
 
 
+class GuardrailBlocked(BackendError):
+    """The Cosmos guardrail refused a prompt or an output video; nothing was written for it."""
+
+
 @dataclass(frozen=True)
 class Clip:
     """One camera's control clip on disk (read lazily)."""
@@ -281,8 +285,8 @@ def backend_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def make_backend(name: str, **options: Any) -> TransferBackend:
-    """Build the backend registered as `name` with its options."""
+def backend_factory(name: str) -> Callable[..., TransferBackend]:
+    """The class (or factory) registered as `name`, imported but not built."""
     if name not in _REGISTRY:
         raise SpecError(f"--backend {name!r} is not known; choose one of {backend_names()}")
     if name in _EXTRAS:
@@ -291,7 +295,12 @@ def make_backend(name: str, **options: Any) -> TransferBackend:
     if isinstance(factory, str):
         module, _, attr = factory.partition(":")
         factory = getattr(importlib.import_module(module), attr)
-    return factory(**options)
+    return factory
+
+
+def make_backend(name: str, **options: Any) -> TransferBackend:
+    """Build the backend registered as `name` with its options."""
+    return backend_factory(name)(**options)
 
 
 # -- sessions: a backend resident for a run, fed chunk by chunk -----------------------------
@@ -323,7 +332,7 @@ class Chunk:
     rgb: np.ndarray
     """T×H×W×3 uint8 simulator RGB."""
     controls: Mapping[str, np.ndarray] = field(default_factory=dict)
-    """Control name (CONTROL_NAMES) -> T×H×W×3 uint8 control frames."""
+    """Control name (`cosmos_sim.controls.table.MODALITIES`) -> T×H×W×3 uint8 frames."""
     palette: Mapping[int, tuple[int, int, int]] | None = None
     """Instance id -> colour of the seg control, covering every id seen so far in the stream."""
 
@@ -334,10 +343,16 @@ class Chunk:
         if np.any(np.diff(ticks) <= 0):
             raise SpecError(f"Chunk.ticks: must increase, got {ticks.tolist()}")
         object.__setattr__(self, "ticks", ticks.astype(np.int64))
+        from cosmos_sim.controls.table import MODALITIES
+
         want = (len(ticks), *np.shape(self.rgb)[1:3], 3)
         for name, arr in {"rgb": self.rgb, **self.controls}.items():
-            if name != "rgb" and name not in CONTROL_NAMES:
-                raise SpecError(f"Chunk.controls: {name!r} is not one of {CONTROL_NAMES}")
+            if name != "rgb" and name not in MODALITIES:
+                raise SpecError(
+                    f"Chunk.controls: {name!r} is not one of {MODALITIES}",
+                    field=f"controls.{name}",
+                    fix=f"name controls as the controls table does: {MODALITIES}",
+                )
             if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.shape != want:
                 got = (getattr(arr, "dtype", type(arr).__name__), np.shape(arr))
                 raise SpecError(

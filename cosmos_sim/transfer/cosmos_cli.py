@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from cosmos_sim.cosmos_tool import CosmosToolError, checkout_python, find_checkout, run_tool
-from cosmos_sim.transfer.base import BackendError, Clip
+from cosmos_sim.transfer.base import BackendError, Clip, GuardrailBlocked
 from cosmos_sim.types import SpecError
 
 SCRIPT = "examples/inference.py"
@@ -205,6 +205,12 @@ class CosmosCliBackend:
             env=EXPERIMENTAL_ENV if self.model and self.model.endswith("/distilled") else None,
         )
         video = outdir / f"{spec['name']}.mp4"
+        log = work / "inference.log"
+        if not video.is_file() and "Guardrail blocked" in log.read_text(errors="replace"):
+            raise GuardrailBlocked(
+                f"the Cosmos guardrail blocked clip {clip.folder} (the tool skips a blocked "
+                f"sample and writes nothing); see {log}. Try another prompt or seed."
+            )
         if not video.is_file():
             found = sorted(p.name for p in outdir.glob("*")) if outdir.is_dir() else []
             raise CosmosCliError(

@@ -10,26 +10,36 @@ layout, `model_index.json` naming Cosmos2_5_TransferPipeline) or a hub id alread
 Hugging Face cache (`hf download nvidia/Cosmos-Transfer2.5-2B --revision diffusers/general`
 plus the controlnet revision `diffusers/controlnet/general/<control>`).
 
+The negative prompt defaults to Transfer 2.5's own (`spec.TRANSFER25_NEGATIVE_PROMPT`, which
+describes the game-engine look to leave behind), not diffusers' generic quality prompt.
+
 Safety. With Cosmos weights the real `CosmosSafetyChecker` (package `cosmos-guardrail`) runs
 on every prompt and every output video, and nothing in this API turns it off: the NVIDIA Open
 Model License ends the licence of anyone who bypasses a guardrail. `safety_checker` accepts
-a replacement object only for pipelines far too small to be Cosmos weights (fewer than
-`MAX_PARAMS_WITHOUT_GUARDRAIL` parameters in transformer + controlnet: the released model has
-about 2.4 billion), which is what the test suite's tiny random pipeline needs; with anything
-larger a replacement is refused, and a missing cosmos-guardrail is an error that says how to
-install it.
+a replacement object only for networks that cannot be Cosmos weights: far too small (fewer
+than `MAX_PARAMS_WITHOUT_GUARDRAIL` parameters in transformer + controlnet: the released model
+has about 2.4 billion; the test suite's tiny pipeline) or built in this process from random
+initialisation and never loaded from a file (`from_pipeline`: the full-size GPU benchmark).
+Otherwise a replacement is refused, and a missing cosmos-guardrail is an error that says how
+to install it.
+
+A guardrail block is never written as output: diffusers turns a blocked video into black
+frames and a blocked prompt into a ValueError; this backend raises `GuardrailBlocked` for
+both (naming the clip), so the run stops with the reason and `transfer.json` records it, and
+it counts the blocks in `guardrail_blocks`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cosmos_sim.transfer.base import BackendError, Clip
+from cosmos_sim.transfer.base import BackendError, Clip, GuardrailBlocked
 from cosmos_sim.types import SpecError
 
 CONTROLNETS = {"edge": "edge", "depth": "depth", "seg": "seg", "blur": "vis"}
@@ -71,11 +81,14 @@ class DiffusersBackend:
         negative_prompt: str | None = None,
         max_sequence_length: int = 512,
         safety_checker: Any = None,
+        pipeline: Any = None,
     ) -> None:
         if controlnet not in CONTROLNETS:
             raise SpecError(f"--controlnet {controlnet!r}: choose one of {sorted(CONTROLNETS)}")
         if dtype not in DTYPES:
             raise SpecError(f"--dtype {dtype!r}: choose one of {list(DTYPES)}")
+        from cosmos_sim.controls.spec import TRANSFER25_NEGATIVE_PROMPT
+
         self.model = str(model)
         self.controlnet = controlnet
         self.device, self.dtype = device, dtype
@@ -86,12 +99,27 @@ class DiffusersBackend:
             "controls_conditioning_scale": controls_conditioning_scale,
             "max_sequence_length": max_sequence_length,
         }
-        self.negative_prompt = negative_prompt
-        self.pipe = load_pipeline(
-            model, controlnet, controlnet_model, dtype=dtype, safety_checker=safety_checker
-        )
+        self.negative_prompt = negative_prompt or TRANSFER25_NEGATIVE_PROMPT
+        self.guardrail_blocks = 0
+        """Prompts and videos the guardrail refused during this backend's life."""
+        if pipeline is None:
+            pipeline = load_pipeline(
+                model, controlnet, controlnet_model, dtype=dtype, safety_checker=safety_checker
+            )
+        elif safety_checker is not None or controlnet_model is not None:
+            raise SpecError("pipeline= carries its own safety checker and controlnet")
+        else:
+            _check_prebuilt(pipeline)
+        self.pipe = pipeline
         self.pipe.to(device)
         self.pipe.set_progress_bar_config(desc=f"diffusers {controlnet}")
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Any, **settings: Any) -> DiffusersBackend:
+        """A backend around a pipeline already built in this process (e.g. random weights for
+        a benchmark). Its safety checker must be the real one unless `check_safety_checker`
+        accepts a replacement (tiny networks, or random weights never loaded from a file)."""
+        return cls(f"<{type(pipeline).__name__} built in process>", pipeline=pipeline, **settings)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -102,6 +130,7 @@ class DiffusersBackend:
             "device": self.device,
             "dtype": self.dtype,
             "safety_checker": type(self.pipe.safety_checker).__name__,
+            "negative_prompt": self.negative_prompt,
             **self.settings,
         }
 
@@ -117,19 +146,54 @@ class DiffusersBackend:
         )
         frames = [Image.fromarray(f) for f in clip.frames(control)]
         width, height = clip.size
-        extra = {} if self.negative_prompt is None else {"negative_prompt": self.negative_prompt}
-        video = self.pipe(
-            controls=frames,
-            prompt=prompt,
-            height=height,
-            width=width,
-            num_frames=len(frames),
-            generator=torch.Generator("cpu").manual_seed(seed),
-            output_type="np",
-            **self.settings,
-            **extra,
-        ).frames[0]
+        with self._guardrail_watch(clip) as blocked:
+            try:
+                video = self.pipe(
+                    controls=frames,
+                    prompt=prompt,
+                    negative_prompt=self.negative_prompt,
+                    height=height,
+                    width=width,
+                    num_frames=len(frames),
+                    generator=torch.Generator("cpu").manual_seed(seed),
+                    output_type="np",
+                    **self.settings,
+                ).frames[0]
+            except ValueError as exc:
+                if "Guardrail" not in str(exc):
+                    raise
+                self.guardrail_blocks += 1
+                raise GuardrailBlocked(
+                    f"the Cosmos guardrail refused the prompt for clip {clip.folder} "
+                    f"({prompt!r}); nothing was generated. Change the prompt."
+                ) from exc
+        if blocked:
+            self.guardrail_blocks += 1
+            raise GuardrailBlocked(
+                f"the Cosmos guardrail refused the generated video for clip {clip.folder} "
+                "(diffusers would have returned black frames); nothing was written for it. "
+                "Try another prompt or seed."
+            )
         yield from (np.clip(video * 255 + 0.5, 0, 255).astype(np.uint8))
+
+    @contextmanager
+    def _guardrail_watch(self, clip: Clip) -> Iterator[list[int]]:
+        """Record each video the safety checker refuses (diffusers blanks it silently)."""
+        checker = self.pipe.safety_checker
+        check = checker.check_video_safety
+        blocked: list[int] = []
+
+        def watched(video: np.ndarray):
+            result = check(video)
+            if result is None:
+                blocked.append(len(video))
+            return result
+
+        checker.check_video_safety = watched
+        try:
+            yield blocked
+        finally:
+            del checker.check_video_safety
 
 
 def load_pipeline(
@@ -240,15 +304,34 @@ def _require_torchvision() -> None:
 
 
 def _check_replacement_allowed(pipe, safety_checker: Any) -> None:
-    params = sum(p.numel() for p in pipe.transformer.parameters())
-    params += sum(p.numel() for p in pipe.controlnet.parameters())
-    check_safety_checker(safety_checker, params, PIPELINE_CLASS)
+    networks = (pipe.transformer, pipe.controlnet)
+    params = sum(p.numel() for net in networks for p in net.parameters())
+    check_safety_checker(
+        safety_checker, params, PIPELINE_CLASS, random_init=not any(map(_from_file, networks))
+    )
 
 
-def check_safety_checker(checker: Any, params: int, pipeline: str) -> None:
+def _check_prebuilt(pipe: Any) -> None:
+    if type(pipe).__name__ != PIPELINE_CLASS:
+        raise SpecError(f"pipeline= is a {type(pipe).__name__}, not a {PIPELINE_CLASS}")
+    _require_torchvision()
+    if pipe.safety_checker is None:
+        raise SafetyError(GUARDRAIL_HELP)
+    _check_replacement_allowed(pipe, pipe.safety_checker)
+
+
+def _from_file(network: Any) -> bool:
+    """Whether a diffusers model was loaded with from_pretrained (it records where from)."""
+    return bool(getattr(network, "config", {}).get("_name_or_path"))
+
+
+def check_safety_checker(
+    checker: Any, params: int, pipeline: str, *, random_init: bool = False
+) -> None:
     """Cosmos weights run only with the real CosmosSafetyChecker: raise SafetyError for any
     other checker (or none) unless the network has fewer than MAX_PARAMS_WITHOUT_GUARDRAIL
-    parameters (`params`), far too small to be Cosmos weights."""
+    parameters (`params`), far too small to be Cosmos weights, or was built from random
+    initialisation in this process and never loaded from a file (`random_init`)."""
     from diffusers.utils import is_cosmos_guardrail_available
 
     if is_cosmos_guardrail_available():
@@ -256,7 +339,7 @@ def check_safety_checker(checker: Any, params: int, pipeline: str) -> None:
 
         if isinstance(checker, CosmosSafetyChecker):
             return
-    if checker is not None and params < MAX_PARAMS_WITHOUT_GUARDRAIL:
+    if checker is not None and (params < MAX_PARAMS_WITHOUT_GUARDRAIL or random_init):
         return
     size = f"a {pipeline} of {params / 1e9:.2f} B parameters"
     refused = (

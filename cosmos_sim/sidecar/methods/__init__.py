@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import importlib.util
 
-from cosmos_sim.sidecar.methods import controls, core, envs, episodes, hdmap, shm, transfer
+from cosmos_sim.sidecar.methods import (
+    controls,
+    core,
+    envs,
+    episodes,
+    hdmap,
+    shm,
+    stream,
+    transfer,
+)
 from cosmos_sim.sidecar.schema import Method
 
 
 def method_table() -> dict[str, Method]:
-    modules = [core, controls, episodes, transfer, envs, shm]
+    modules = [core, controls, episodes, transfer, envs, shm, stream]
     if importlib.util.find_spec("carla") is not None:
         modules.append(hdmap)
     table: dict[str, Method] = {}

@@ -10,7 +10,8 @@ checkpoint only then), reads a guided-generation `.npz` as upstream does (`arr_0
 prints progress the way the real tool does (a tqdm bar over num_steps), and writes
 `OUTDIR/<name>.mp4`: the input video, colour-inverted, at its size and frame count. Under
 torchrun only rank 0 writes. A prompt containing "PLEASE FAIL" makes it fail the way a
-crashing run does, with a traceback on stderr.
+crashing run does, with a traceback on stderr; "PLEASE BLOCK" makes it log a guardrail block
+and skip the sample, as upstream does with its default keep_going.
 """
 
 import os
@@ -50,6 +51,9 @@ def main(argv: list[str]) -> int:
             print("Traceback (most recent call last):", file=sys.stderr)
             print("torch.OutOfMemoryError: CUDA out of memory (stand-in)", file=sys.stderr)
             return 1
+        if "PLEASE BLOCK" in sample.prompt:  # upstream logs it and moves on (keep_going)
+            print(f"Guardrail blocked generation. Prompt: {sample.prompt}", flush=True)
+            continue
         if sample.guided_generation_mask is not None:
             import numpy as np
 
