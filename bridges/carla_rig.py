@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from cosmos_sim.types import CameraSpec, LidarSpec, SpecError
+from cosmos_sim.types import CameraSpec, LidarSpec, SpecError, intrinsics_from_fov
 
 #: UE4 (left-handed, y right) <-> ours (right-handed, y left): flip y. Its own inverse.
 FLIP_Y = np.diag([1.0, -1.0, 1.0, 1.0])
@@ -103,18 +103,6 @@ def camera_from_ue(ue_matrix: np.ndarray) -> np.ndarray:
     return FLIP_Y @ ue_matrix @ CV_TO_UE_CAMERA
 
 
-def intrinsics_from_hfov(width: int, height: int, fov_deg: float) -> np.ndarray:
-    """K of a CARLA camera: square pixels, horizontal FOV, principal point at the centre.
-
-    CARLA renders a symmetric frustum whose FOV spans the image edge to edge; with pixel
-    centres at integers (our K convention) the edges are at −0.5 and W − 0.5, so the centre
-    is ((W − 1) / 2, (H − 1) / 2), not (W / 2, H / 2) as in CARLA's own examples.
-    """
-    f = width / (2.0 * math.tan(math.radians(fov_deg) / 2.0))
-    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-    return np.array([[f, 0.0, cx], [0.0, f, cy], [0.0, 0.0, 1.0]])
-
-
 @dataclass(frozen=True)
 class RigCamera:
     name: str
@@ -131,7 +119,8 @@ class RigCamera:
 
     @property
     def K(self) -> np.ndarray:
-        return intrinsics_from_hfov(self.width, self.height, self.fov_deg)
+        """CARLA renders a symmetric frustum whose `fov` spans the width edge to edge."""
+        return intrinsics_from_fov(self.width, self.height, self.fov_deg, axis="horizontal")
 
     @property
     def cam_to_body(self) -> np.ndarray:

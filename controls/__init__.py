@@ -1,11 +1,12 @@
 """Sensor data -> Cosmos Transfer control frames, videos and specs.
 
 Each control is a plain function on numpy arrays (batch-first T×H×W[…] or one frame) that
-returns uint8 RGB, following Cosmos' own conventions; `write_clips` turns a recorded episode
-into control videos and specs.
+returns uint8 RGB, following Cosmos' own conventions. `CONTROLS` (controls.table) is the one
+table of them; `compute_controls` makes one chunk's control frames from it; `write_clips`
+streams a recorded episode into control videos and specs.
 """
 
-from cosmos_sim.controls.clips import MODALITIES, write_clips
+from cosmos_sim.controls.clips import write_clips
 from cosmos_sim.controls.depth import depth_control, depth_range
 from cosmos_sim.controls.edge import EDGE_PRESETS, edge_control
 from cosmos_sim.controls.lidar import lidar_control, lidar_control_clip, lidar_depth
@@ -18,9 +19,28 @@ from cosmos_sim.controls.spec import (
     write_spec_json,
     write_spec_jsonl,
 )
+from cosmos_sim.controls.table import (
+    CONTROLS,
+    MODALITIES,
+    ClipStats,
+    ClipStatsAccumulator,
+    Control,
+    ControlSettings,
+    FrameChunk,
+    compute_controls,
+    resolve_stats,
+)
 from cosmos_sim.controls.vis import VIS_PRESETS, VisPreset, vis_control
 
 __all__ = [
+    "CONTROLS",
+    "ClipStats",
+    "ClipStatsAccumulator",
+    "Control",
+    "ControlSettings",
+    "FrameChunk",
+    "compute_controls",
+    "resolve_stats",
     "DEFAULT_CONTROL_WEIGHTS",
     "DEFAULT_PROMPT",
     "EDGE_PRESETS",

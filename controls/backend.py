@@ -1,16 +1,14 @@
 """Which implementation computes the controls: numpy/OpenCV on the CPU, or the device kernels.
 
-`control_backend(device)` maps each modality of `write_clips` to a function with the CPU
-function's numpy signature; `write_clips` and the sidecar's `controls` method both take
-their functions from it, so `device` means the same in the CLI and the server:
+`control_backend(device)` maps each control of the table (`controls.table.CONTROLS`) to a
+function with the CPU function's numpy signature; `compute_controls` takes its functions
+from it, so `device` means the same in the CLI, the pipeline and the server:
 
 - "cpu": the functions of `cosmos_sim.controls` (the reference);
 - "cuda" / "cuda:N": `cosmos_sim.kernels` on that GPU (an error where none is visible);
 - "auto": "cuda" when a CUDA device is visible, else "cpu".
 
-Entries: "depth" (`depth_control`), "seg" (`seg_control`), "edge" (`edge_control`), "vis"
-(`vis_control`) take one frame or a T-first batch; "lidar" (`lidar_control_clip`) and
-"hdmap" (`render_hdmap_clip`) take a clip, T cameras at once.
+The CPU entries are the table's `Control.cpu`; the device entries wrap its `Control.gpu`.
 """
 
 from __future__ import annotations
@@ -19,12 +17,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cosmos_sim.controls.depth import depth_control
-from cosmos_sim.controls.edge import edge_control
-from cosmos_sim.controls.hdmap import render_hdmap_clip
-from cosmos_sim.controls.lidar import lidar_control_clip
-from cosmos_sim.controls.seg import seg_control
-from cosmos_sim.controls.vis import vis_control
 from cosmos_sim.types import SpecError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -34,15 +26,10 @@ Backend = dict[str, Callable[..., np.ndarray]]
 
 
 def cpu_backend() -> Backend:
-    """The reference functions, by modality."""
-    return {
-        "depth": depth_control,
-        "seg": seg_control,
-        "edge": edge_control,
-        "vis": vis_control,
-        "lidar": lidar_control_clip,
-        "hdmap": render_hdmap_clip,
-    }
+    """The reference functions, by control name."""
+    from cosmos_sim.controls.table import CONTROLS
+
+    return {name: control.cpu for name, control in CONTROLS.items()}
 
 
 def check_device(device: str, field: str = "device") -> str:
@@ -50,7 +37,11 @@ def check_device(device: str, field: str = "device") -> str:
     if not isinstance(device, str) or (
         device not in DEVICES and not (device.startswith("cuda:") and device[5:].isdigit())
     ):
-        raise SpecError(f"{field}={device!r} is not known; use 'auto', 'cpu' or 'cuda'")
+        raise SpecError(
+            f"{field}={device!r} is not known; use 'auto', 'cpu' or 'cuda'",
+            field=field,
+            fix="use 'auto', 'cpu', 'cuda' or 'cuda:N'",
+        )
     return device
 
 
@@ -69,4 +60,4 @@ def control_backend(device: str = "auto") -> Backend:
     try:
         return clip_backend(device)  # same signatures, device kernels (kernels/)
     except ValueError as exc:  # "cuda" asked for where none is visible
-        raise SpecError(str(exc)) from exc
+        raise SpecError(str(exc), field="device", fix="pass 'cpu' or 'auto'") from exc

@@ -21,6 +21,14 @@ projected straight into the bucket with K scaled to it, and so is the HD map. Se
 LiDAR and HD-map videos are lossless (libx264rgb qp=0: exact colours, no ringing around thin
 lines or sparse returns); rgb, depth and vis are H.264 yuv420p.
 
+Streamed in chunks of `chunk_frames` output frames: memory is bounded by the chunk, not the
+episode. A first pass reads only what the per-clip statistics need (the depth range, the seg
+ids; `controls.table.ClipStatsAccumulator`), skipped when they are fixed; the second reads
+each chunk's ticks in a background thread, computes its controls (`compute_controls`, one
+call per camera and chunk) and hands the frames to one encoder thread per video.
+`clips.json` records, per camera and output frame, K (at the bucket size) and cam_to_world,
+and the depth range, so no later stage guesses them.
+
 With `modalities=None` every control the episode supports is written: lidar only when the
 episode recorded a LiDAR, hdmap only when it has an OpenDRIVE map. Asking for either
 explicitly on an episode without what it needs is an error.
@@ -35,7 +43,9 @@ traffic-light states; none for other simulators).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +53,9 @@ import cv2
 import numpy as np
 
 from cosmos_sim.controls.backend import control_backend
-from cosmos_sim.controls.depth import depth_range
-from cosmos_sim.controls.edge import EDGE_PRESETS
 from cosmos_sim.controls.hdmap import DynamicState, HDMapScene, compile_scene
-from cosmos_sim.controls.seg import save_palette, seg_palette
+from cosmos_sim.controls.lidar import clip_windows
+from cosmos_sim.controls.seg import save_palette
 from cosmos_sim.controls.spec import (
     DEFAULT_PROMPT,
     TRANSFER1_AV_CONTROLS,
@@ -61,38 +70,56 @@ from cosmos_sim.controls.spec import (
     write_spec_json,
     write_spec_jsonl,
 )
-from cosmos_sim.controls.vis import VIS_PRESETS
-from cosmos_sim.episode import Episode, EpisodeError, ensure_empty_dir, write_json_atomic
+from cosmos_sim.controls.spec_cosmos3 import write_cosmos3_specs
+from cosmos_sim.controls.table import (
+    CONTROLS,
+    LOSSLESS,
+    MODALITIES,
+    ClipStats,
+    ClipStatsAccumulator,
+    ControlSettings,
+    FrameChunk,
+    check_modalities,
+    compute_controls,
+)
+from cosmos_sim.episode import (
+    DamagedTickError,
+    Episode,
+    EpisodeError,
+    Tick,
+    ensure_empty_dir,
+    write_json_atomic,
+)
 from cosmos_sim.imaging import image_grid, save_png
 from cosmos_sim.types import SpecError
 from cosmos_sim.video import (
     COSMOS_FPS,
+    FRAMES_PER_CHUNK,
+    ParallelVideoWriters,
     bucket_size,
     resample_indices,
     resize_frames,
     scale_intrinsics,
-    write_video,
 )
-
-MODALITIES = ("depth", "seg", "edge", "vis", "lidar", "hdmap")
-"""Control modalities `write_clips` knows, in the order they are written."""
-
-LOSSLESS = frozenset({"seg", "edge", "lidar", "hdmap"})
-"""Modalities written with libx264rgb qp=0."""
 
 EPISODE_MAP = "map.xodr"
 """The OpenDRIVE map inside an episode folder (CARLA captures save it) for the hdmap control."""
 
+CHUNK_FRAMES = 16
+"""Default output frames per streamed chunk: ~0.5 GiB of working set per 1280×704 camera."""
+
 CONTACT_SHEET_FRAMES = 4
 CONTACT_SHEET_CELL_PX = 320
-_VIS_BATCH = 8  # frames per vis call, so the progress bar moves on long clips
+
+_FIELDS = {"rgb": "rgb", "depth": "depth_m", "seg": "instance_id"}
+_RESIZE = {"rgb": "area", "depth": "linear", "seg": "nearest"}
 
 
 def write_clips(
     episode_path: str | Path,
     out: str | Path,
     *,
-    modalities: Sequence[str] | None = None,
+    modalities: Sequence[str] | str | None = None,
     prompt: str = DEFAULT_PROMPT,
     seed: int = 0,
     control_weights: Mapping[str, float] | None = None,
@@ -104,17 +131,21 @@ def write_clips(
     cameras: Sequence[str] | None = None,
     device: str = "auto",
     progress: bool = True,
+    chunk_frames: int = CHUNK_FRAMES,
+    skip_damaged: bool = False,
 ) -> dict[str, Any]:
     """Write control clips and specs for every camera of an episode; returns what it wrote.
 
-    `modalities=None` means all of MODALITIES that the episode supports (see module doc).
+    `modalities=None` means every control of the table the episode supports (module doc).
     `seed` seeds the seg palette and is the generation seed written into both specs.
     `depth_range_m` fixes the depth control's (min_m, max_m); by default each camera's clip
-    sets its own. `device` is "auto", "cpu" or "cuda" (`controls.backend.control_backend`):
-    every control runs on the GPU (`cosmos_sim.kernels`) for "cuda", and for "auto" when CUDA
-    is visible; otherwise the numpy/OpenCV functions run on the CPU. `xodr` is the OpenDRIVE
-    map for the hdmap control (default: the episode's own `map.xodr`); `hdmap_version` is its
-    colour version, "v3" (Transfer 2.5) or "v1" (Transfer 1).
+    sets its own in a first pass. `device` is "auto", "cpu" or "cuda"
+    (`controls.backend.control_backend`). `xodr` is the OpenDRIVE map for hdmap (default:
+    the episode's own `map.xodr`); `hdmap_version` its colours, "v3" or "v1".
+    `chunk_frames` (1..93) output frames are computed and encoded at a time. A damaged tick
+    record is an error naming it; with `skip_damaged` the tick before it (or after, at the
+    start) is shown in its place, and clips.json lists it under `damaged_ticks`.
+    On failure the output folder is removed (a folder that existed empty is emptied).
     """
     episode = Episode(episode_path)
     backend = control_backend(device)
@@ -124,110 +155,393 @@ def write_clips(
     chosen = _choose_cameras(episode, cameras)
     map_path = _episode_map(episode, xodr)
     wanted = _choose_modalities(episode, modalities, map_path)
-    # Parsed before the output folder exists, so a bad map leaves nothing behind.
-    hdmap_scene = _hdmap_scene(map_path, hdmap_version) if "hdmap" in wanted else None
-    buckets = {name: bucket_size(episode.cameras[name].width, episode.cameras[name].height)
-               for name in chosen}  # fmt: skip
     if depth_range_m is not None and not 0 < depth_range_m[0] < depth_range_m[1]:
-        raise SpecError(f"depth_range_m: need 0 < min < max metres, got {depth_range_m}")
+        raise SpecError(
+            f"depth_range_m: need 0 < min < max metres, got {depth_range_m}",
+            field="depth_range_m",
+        )
+    if isinstance(chunk_frames, bool) or not (
+        isinstance(chunk_frames, int) and 1 <= chunk_frames <= FRAMES_PER_CHUNK
+    ):
+        raise SpecError(
+            f"chunk_frames: need an int in 1..{FRAMES_PER_CHUNK}, got {chunk_frames!r}",
+            field="chunk_frames",
+        )
     # Checked before the output folder exists: a bad option leaves nothing to clean up.
-    for label, preset, known in (("edge_preset", edge_preset, EDGE_PRESETS),
-                                 ("vis_preset", vis_preset, VIS_PRESETS)):  # fmt: skip
-        if preset not in known:
-            raise SpecError(f"{label} {preset!r} is not known; use one of {list(known)}")
+    settings = ControlSettings(edge_preset=edge_preset, vis_preset=vis_preset, seed=seed)
     weights_for(wanted, control_weights)
     if not prompt:
-        raise SpecError("prompt: give a non-empty prompt for the specs (or keep the default)")
-    source_ticks = resample_indices(len(ticks), episode.fps, COSMOS_FPS)
+        raise SpecError(
+            "prompt: give a non-empty prompt for the specs (or keep the default)", field="prompt"
+        )
+    # Parsed before the output folder exists, so a bad map leaves nothing behind.
+    if "hdmap" in wanted:
+        settings = ControlSettings(edge_preset=edge_preset, vis_preset=vis_preset, seed=seed,
+                                   hdmap_scene=_hdmap_scene(map_path, hdmap_version))  # fmt: skip
+    buckets = {name: bucket_size(episode.cameras[name].width, episode.cameras[name].height)
+               for name in chosen}  # fmt: skip
     out = Path(out)
     created = not out.exists()
     ensure_empty_dir(out, "clips folder")
+    plan = _Plan(episode, len(ticks), chosen, wanted, buckets, settings, skip_damaged, progress)
     try:
-        captured = _read_episode(
-            episode, len(ticks), chosen, wanted, buckets, source_ticks, progress
-        )
+        return _write(
+            plan, out, backend, depth_range_m, chunk_frames, prompt=prompt,
+            control_weights=control_weights, map_path=map_path, hdmap_version=hdmap_version,
+            modalities_given=modalities is not None,
+        )  # fmt: skip
     except BaseException:
-        if created and not any(out.iterdir()):
-            out.rmdir()  # a bad episode leaves no empty folder behind to trip the next run
+        _remove_partial(out, created)
         raise
+
+
+@dataclass
+class _Plan:
+    """What one write_clips run reads: the episode, cameras, controls and their sizes."""
+
+    episode: Episode
+    num_ticks: int
+    cameras: list[str]
+    wanted: tuple[str, ...]
+    buckets: dict[str, tuple[int, int]]
+    settings: ControlSettings
+    skip_damaged: bool
+    progress: bool
+
+    def __post_init__(self) -> None:
+        self.damaged: set[int] = set()
+        self._last_good: Tick | None = None
+
+    def arrays(self, keys: Sequence[str]) -> list[str]:
+        """npz array names of the chosen cameras' fields for controls `keys` ("rgb", ...)."""
+        return [f"{cam}/{_FIELDS[k]}" for cam in self.cameras for k in keys]
+
+    def load(self, index: int, arrays: Sequence[str]) -> Tick | None:
+        """Tick `index`, or with skip_damaged a good neighbour (None in pass 1)."""
+        try:
+            tick = self.episode.tick(index, arrays=arrays)
+        except DamagedTickError:
+            if not self.skip_damaged:
+                raise
+            self.damaged.add(index)
+            return None
+        return tick
+
+    def resized(self, tick: Tick, camera: str, key: str) -> np.ndarray:
+        frame = tick.frames.get(camera)
+        if frame is None:
+            raise EpisodeError(
+                f"tick {tick.index} of {self.episode.path} has no frame from camera {camera!r} "
+                f"(sensors there: {sorted(tick.frames)}); re-record or pick other cameras"
+            )
+        value = getattr(frame, _FIELDS[key])
+        if value is None:
+            raise EpisodeError(
+                f"tick {tick.index}, camera {camera!r} has no {_FIELDS[key]}, which the "
+                f"{key if key != 'rgb' else 'rgb video'} needs; drop that modality or "
+                "re-record with it"
+            )
+        return resize_frames(value[None], self.buckets[camera], _RESIZE[key])[0]
+
+
+def _write(
+    plan: _Plan,
+    out: Path,
+    backend: Mapping[str, Any],
+    depth_range_m: tuple[float, float] | None,
+    chunk_frames: int,
+    *,
+    prompt: str,
+    control_weights: Mapping[str, float] | None,
+    map_path: Path | None,
+    hdmap_version: str,
+    modalities_given: bool,
+) -> dict[str, Any]:
+    episode, wanted = plan.episode, plan.wanted
+    source_ticks = resample_indices(plan.num_ticks, episode.fps, COSMOS_FPS)
+    stats = _first_pass(plan, np.unique(source_ticks), depth_range_m)
+    fired = _fired_ticks(plan) if "lidar" in wanted else []
+    videos = {f"{cam}/{m}": dict(path=out / cam / f"{m}.mp4", fps=COSMOS_FPS,
+                                 lossless=m in LOSSLESS)
+              for cam in plan.cameras for m in ("rgb", *wanted)}  # fmt: skip
+    for cam in plan.cameras:
+        (out / cam).mkdir()
+    picks = set(_sheet_picks(len(source_ticks)))
+    sheets: dict[str, dict[int, dict[str, np.ndarray]]] = {cam: {} for cam in plan.cameras}
+    shown = source_ticks.copy()
+    calib = {cam: {"K": [], "cam_to_world": []} for cam in plan.cameras}
+    from tqdm import tqdm
+
+    from cosmos_sim.transfer.base import prefetch
+
+    writers = ParallelVideoWriters(videos)
+    bar = tqdm(total=len(source_ticks), desc="controls", unit="frame", disable=not plan.progress)
+    try:
+        chunks = _read_chunks(plan, source_ticks, chunk_frames, fired)
+        for start, unique, expand, chunk_by_cam in prefetch(chunks, depth=1):
+            shown[start : start + len(expand)] = [unique[i] for i in expand]
+            for cam, chunk in chunk_by_cam.items():
+                frames = {"rgb": chunk.rgb}
+                frames.update(
+                    compute_controls(chunk, wanted, stats[cam], settings=plan.settings,
+                                     backend=backend)
+                )  # fmt: skip
+                for m, value in frames.items():
+                    writers.write(f"{cam}/{m}", value[expand])
+                calib[cam]["K"].extend(chunk.K[expand].tolist())
+                calib[cam]["cam_to_world"].extend(chunk.cam_to_world[expand].tolist())
+                for k in picks & set(range(start, start + len(expand))):
+                    sheets[cam][k] = {m: v[expand[k - start]].copy() for m, v in frames.items()}
+            bar.update(len(expand))
+    finally:
+        bar.close()
+        writers.close()
+
     notes = []
-    if modalities is None and not episode.lidars:
+    if not modalities_given and not episode.lidars:
         notes.append("lidar skipped: the episode recorded no LiDAR")
-    if modalities is None and map_path is None:
+    if not modalities_given and map_path is None:
         notes.append(f"hdmap skipped: the episode has no {EPISODE_MAP}; pass xodr= (--xodr)")
+    if plan.damaged:
+        notes.append(f"damaged ticks {sorted(plan.damaged)} skipped: a neighbour shown instead")
     written: dict[str, Any] = {}
     batch = []
-    for name in chosen:
-        cam_out = out / name
-        cam_out.mkdir()
-        result = _write_camera(
-            name, cam_out, captured[name], wanted, buckets[name], source_ticks, backend,
-            seed=seed, depth_range_m=depth_range_m, edge_preset=edge_preset,
-            vis_preset=vis_preset, hdmap_scene=hdmap_scene, progress=progress,
-        )  # fmt: skip
-        videos = result["videos"]
-        t25 = {k: videos[k] for k in TRANSFER25_CONTROLS if k in videos}
+    for cam in plan.cameras:
+        cam_out = out / cam
+        result: dict[str, Any] = {
+            "videos": {m: cam_out / f"{m}.mp4" for m in ("rgb", *wanted)},
+            **stats[cam].as_json(),
+        }
+        if "seg" in wanted:
+            result["seg_palette"] = save_palette(stats[cam].palette, cam_out / "seg_palette.json",
+                                                 seed=plan.settings.seed)  # fmt: skip
+        result["contact_sheet"] = _contact_sheet(cam_out / "contact_sheet.png", sheets[cam])
+        videos_of = result["videos"]
+        t25 = {k: videos_of[k] for k in TRANSFER25_CONTROLS if k in videos_of}
+        spec_kwargs = dict(prompt=prompt, control_weights=control_weights,
+                           seed=plan.settings.seed, edge_preset=plan.settings.edge_preset,
+                           vis_preset=plan.settings.vis_preset)  # fmt: skip
         if t25:
-            spec_kwargs = dict(
-                prompt=prompt, control_weights=control_weights, seed=seed,
-                edge_preset=edge_preset, vis_preset=vis_preset,
-            )  # fmt: skip
-            sample = sample_name(episode.path, name)  # unique across episodes in one batch
-            spec = transfer25_spec(sample, videos["rgb"], t25, relative_to=cam_out, **spec_kwargs)
+            sample = sample_name(episode.path, cam)  # unique across episodes in one batch
+            spec = transfer25_spec(sample, videos_of["rgb"], t25, relative_to=cam_out,
+                                   **spec_kwargs)  # fmt: skip
             result["transfer25"] = write_spec_json(spec, cam_out / "transfer25.json")
-            batch.append(
-                transfer25_spec(sample, videos["rgb"], t25, relative_to=out, **spec_kwargs)
-            )
+            batch.append(transfer25_spec(sample, videos_of["rgb"], t25, relative_to=out,
+                                         **spec_kwargs))  # fmt: skip
         else:
-            notes.append(f"{name}: no Transfer 2.5 control among {wanted}; transfer25.json skipped")
-        t1 = {k: videos[k] for k in TRANSFER1_GENERAL_CONTROLS if k in videos}
+            notes.append(f"{cam}: no Transfer 2.5 control among {wanted}; transfer25.json skipped")
+        t1 = {k: videos_of[k] for k in TRANSFER1_GENERAL_CONTROLS if k in videos_of}
         if t1:
-            spec1 = transfer1_spec(videos["rgb"], t1, prompt=prompt, seed=seed,
+            spec1 = transfer1_spec(videos_of["rgb"], t1, prompt=prompt, seed=plan.settings.seed,
                                    control_weights=control_weights)  # fmt: skip
             result["transfer1"] = write_spec_json(spec1, cam_out / "transfer1.json")
-        t1_av = {k: videos[k] for k in TRANSFER1_AV_CONTROLS if k in videos}
+        t1_av = {k: videos_of[k] for k in TRANSFER1_AV_CONTROLS if k in videos_of}
         if t1_av:  # the Sample-AV base model: its own run (spec.transfer1_av_spec)
-            spec_av = transfer1_av_spec(t1_av, prompt=prompt, seed=seed, fps=COSMOS_FPS,
-                                        control_weights=control_weights)  # fmt: skip
+            spec_av = transfer1_av_spec(
+                t1_av, prompt=prompt, seed=plan.settings.seed, fps=COSMOS_FPS,
+                control_weights=control_weights,
+            )  # fmt: skip
             result["transfer1_av"] = write_spec_json(spec_av, cam_out / "transfer1_av.json")
             if COSMOS_FPS != TRANSFER1_AV_FPS:
                 notes.append(
-                    f"{name}: transfer1_av.json controls are {COSMOS_FPS} fps; the "
+                    f"{cam}: transfer1_av.json controls are {COSMOS_FPS} fps; the "
                     f"Transfer 1 AV models were trained at {TRANSFER1_AV_FPS} fps"
                 )
-        written[name] = result
+        written[cam] = result
     manifest: dict[str, Any] = {
         "episode": str(episode.path.absolute()),
+        "episode_id": episode.fingerprint,
         "fps": COSMOS_FPS,
         "source_fps": episode.fps,
         "num_frames": len(source_ticks),
-        "source_ticks": source_ticks.tolist(),
+        "source_ticks": shown.tolist(),
+        "damaged_ticks": sorted(plan.damaged),
         "modalities": list(wanted),
         "cameras": {
-            name: {"size": list(buckets[name]), **{k: _rel(v, out) for k, v in r.items()
-                                                  if isinstance(v, Path)},
+            name: {"size": list(plan.buckets[name]),
+                   **{k: _rel(v, out) for k, v in r.items() if isinstance(v, Path)},
+                   **{k: v for k, v in r.items() if k == "depth_range_m"},
+                   "K": calib[name]["K"], "cam_to_world": calib[name]["cam_to_world"],
                    "videos": {k: _rel(v, out) for k, v in r["videos"].items()}}
             for name, r in written.items()
         },
         "notes": notes,
     }  # fmt: skip
-    if hdmap_scene is not None and map_path is not None:
+    if map_path is not None and "hdmap" in wanted:
         manifest["hdmap"] = {"map": str(map_path.absolute()), "version": hdmap_version}
     if batch:
         manifest["transfer25_batch"] = _rel(
             write_spec_jsonl(batch, out / "transfer25_batch.jsonl"), out
         )
+    cosmos3_batch = write_cosmos3_specs(  # <camera>/cosmos3.json + cosmos3_batch.jsonl
+        out, {n: r["videos"] for n, r in written.items()}, episode=episode.path,
+        num_frames=len(source_ticks), fps=COSMOS_FPS, sizes=plan.buckets, prompt=prompt,
+        seed=plan.settings.seed, control_weights=control_weights,
+        edge_preset=plan.settings.edge_preset, vis_preset=plan.settings.vis_preset,
+    )  # fmt: skip
+    if cosmos3_batch is not None:
+        manifest["cosmos3_batch"] = _rel(cosmos3_batch, out)
     write_json_atomic(out / "clips.json", manifest)
     return {
         "out": out,
         "cameras": written,
         "transfer25_batch": out / "transfer25_batch.jsonl" if batch else None,
+        "cosmos3_batch": cosmos3_batch,
         "manifest": out / "clips.json",
         "num_frames": len(source_ticks),
         "fps": COSMOS_FPS,
-        "source_ticks": source_ticks,
+        "source_ticks": shown,
+        "damaged_ticks": sorted(plan.damaged),
         "notes": notes,
     }
+
+
+def _first_pass(
+    plan: _Plan, unique: np.ndarray, depth_range_m: tuple[float, float] | None
+) -> dict[str, ClipStats]:
+    """Per camera, the clip statistics: fixed ones as given, the rest read in one pass over
+    the ticks the clip shows (only their depth and ids are decompressed)."""
+    from tqdm import tqdm
+
+    fixed = ClipStats(depth_range_m=depth_range_m)
+    accs = {c: ClipStatsAccumulator(plan.wanted, plan.settings.seed, fixed) for c in plan.cameras}
+    keys = [k for k in ("depth", "seg") if k in plan.wanted]
+    if any(acc.needs_pass for acc in accs.values()):
+        arrays = plan.arrays(keys)
+        for index in tqdm(unique.tolist(), desc="clip statistics", unit="tick",
+                          disable=not plan.progress):  # fmt: skip
+            tick = plan.load(index, arrays)
+            if tick is None:
+                continue
+            for cam, acc in accs.items():
+                acc.add(*(plan.resized(tick, cam, k) if k in keys else None
+                          for k in ("depth", "seg")))  # fmt: skip
+    return {cam: acc.result() for cam, acc in accs.items()}
+
+
+def _fired_ticks(plan: _Plan) -> list[int]:
+    """Ticks at which a LiDAR fired, from each record's table of contents (nothing loaded)."""
+    keys = {f"{name}/points_world" for name in plan.episode.lidars}
+    fired = []
+    for index in range(plan.num_ticks):
+        try:
+            names = plan.episode.array_names(index)
+        except DamagedTickError:
+            if not plan.skip_damaged:
+                raise
+            plan.damaged.add(index)
+            continue
+        if keys & set(names):
+            fired.append(index)
+    return fired
+
+
+def _read_chunks(
+    plan: _Plan, source_ticks: np.ndarray, chunk_frames: int, fired: Sequence[int]
+) -> Iterator[tuple[int, list[int], np.ndarray, dict[str, FrameChunk]]]:
+    """Per chunk of output frames: (first frame, ticks read, output frame -> position among
+    them, a FrameChunk per camera). Runs in a background thread (`prefetch`)."""
+    episode, wanted = plan.episode, plan.wanted
+    keys = ["rgb"] + [k for k in ("depth", "seg") if k in wanted]
+    arrays = plan.arrays(keys)
+    lidar_arrays = [f"{name}/points_world" for name in episode.lidars]
+    fired_marks = [None] * plan.num_ticks  # placeholders: clip_windows only asks which fired
+    for i in fired:
+        fired_marks[i] = True
+    sweeps: dict[int, np.ndarray] = {}
+    for start in range(0, len(source_ticks), chunk_frames):
+        wanted_ticks = source_ticks[start : start + chunk_frames].tolist()
+        loaded = {t: _load_shown(plan, t, arrays) for t in sorted(set(wanted_ticks))}
+        unique = sorted({tick.index for tick in loaded.values()})
+        by_index = {tick.index: tick for tick in loaded.values()}
+        position = {t: unique.index(loaded[t].index) for t in loaded}
+        expand = np.array([position[t] for t in wanted_ticks])
+        chunk_by_cam = {}
+        sparse: list[np.ndarray | None] | None = None
+        if "lidar" in wanted:
+            placeholders = [None if m is None else _EMPTY_SWEEP for m in fired_marks]
+            dummy = [np.eye(3)] * len(unique)
+            windows = clip_windows(placeholders, dummy, [np.eye(4)] * len(unique), unique,
+                                   plan.settings.lidar_sweeps_each_side)  # fmt: skip
+            needed = sorted({i for w in windows for i in w})
+            for i in set(sweeps) - set(needed):
+                del sweeps[i]
+            for i in needed:
+                if i not in sweeps:
+                    sweeps[i] = _load_sweep(plan, i, lidar_arrays)
+            sparse = [None] * plan.num_ticks
+            for i in needed:
+                sparse[i] = sweeps[i]
+            # ticks that fired outside this chunk's windows stay marked, as clip_windows
+            # needs every fired tick to find the same windows
+            for i in fired:
+                if sparse[i] is None:
+                    sparse[i] = _EMPTY_SWEEP
+        for cam in plan.cameras:
+            spec = episode.cameras[cam]
+            width, height = plan.buckets[cam]
+            ticks = [by_index[t] for t in unique]
+            frames = [t.frames.get(cam) for t in ticks]
+            chunk = FrameChunk(
+                height=height,
+                width=width,
+                rgb=np.stack([plan.resized(t, cam, "rgb") for t in ticks]),
+                depth_m=np.stack([plan.resized(t, cam, "depth") for t in ticks])
+                if "depth" in wanted else None,
+                instance_id=np.stack([plan.resized(t, cam, "seg") for t in ticks])
+                if "seg" in wanted else None,
+                K=np.stack([scale_intrinsics(f.K, (spec.width, spec.height), (width, height))
+                            for f in frames]),
+                cam_to_world=np.stack([f.cam_to_world for f in frames]),
+                ticks=unique,
+                sweeps=sparse,
+                dynamics=[DynamicState.from_tick_data(t.data) for t in ticks]
+                if "hdmap" in wanted else None,
+            )  # fmt: skip
+            chunk_by_cam[cam] = chunk
+        yield start, unique, expand, chunk_by_cam
+
+
+_EMPTY_SWEEP = np.zeros((0, 3), np.float32)
+
+
+def _load_shown(plan: _Plan, index: int, arrays: Sequence[str]) -> Tick:
+    """Tick `index`; with skip_damaged, for a damaged one the last good tick before it, or the
+    first good one after it at the start of the episode."""
+    if index not in plan.damaged:
+        tick = plan.load(index, arrays)
+        if tick is not None:
+            plan._last_good = tick
+            return tick
+    if plan._last_good is not None and plan._last_good.index < index:
+        return plan._last_good
+    for later in range(index + 1, plan.num_ticks):
+        if later not in plan.damaged and (tick := plan.load(later, arrays)) is not None:
+            return tick
+    raise EpisodeError(f"{plan.episode.path}: every tick is damaged; nothing to show")
+
+
+def _load_sweep(plan: _Plan, index: int, arrays: Sequence[str]) -> np.ndarray:
+    tick = plan.load(index, arrays)
+    if tick is None:
+        return _EMPTY_SWEEP
+    points = [f.points_world for f in tick.frames.values() if f.points_world is not None]
+    return np.concatenate(points) if points else _EMPTY_SWEEP
+
+
+def _remove_partial(out: Path, created: bool) -> None:
+    """A failed run leaves no half-written clips: the folder goes (or is emptied, if it
+    existed empty before the run)."""
+    if not out.is_dir():
+        return
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for entry in out.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _choose_cameras(episode: Episode, cameras: Sequence[str] | None) -> list[str]:
@@ -237,37 +551,36 @@ def _choose_cameras(episode: Episode, cameras: Sequence[str] | None) -> list[str
         return list(episode.cameras)
     unknown = [c for c in cameras if c not in episode.cameras]
     if unknown:
-        raise SpecError(f"cameras {unknown} are not in the episode; it has {list(episode.cameras)}")
+        raise SpecError(
+            f"cameras {unknown} are not in the episode; it has {list(episode.cameras)}",
+            field="cameras",
+        )
     if len(set(cameras)) != len(cameras):
-        raise SpecError(f"cameras {list(cameras)}: name each camera once")
+        raise SpecError(f"cameras {list(cameras)}: name each camera once", field="cameras")
     return list(cameras)
 
 
 def _choose_modalities(
-    episode: Episode, modalities: Sequence[str] | None, map_path: Path | None
+    episode: Episode, modalities: Sequence[str] | str | None, map_path: Path | None
 ) -> tuple[str, ...]:
-    available = {"lidar": bool(episode.lidars), "hdmap": map_path is not None}
+    available = {"lidar": bool(episode.lidars), "map": map_path is not None}
     if modalities is None:
-        return tuple(m for m in MODALITIES if available.get(m, True))
-    if isinstance(modalities, str):
-        modalities = [m.strip() for m in modalities.split(",") if m.strip()]
-    unknown = [m for m in modalities if m not in MODALITIES]
-    if unknown:
-        raise SpecError(f"modalities {unknown} are not known; choose from {list(MODALITIES)}")
-    if not modalities:
-        raise SpecError(f"modalities: give at least one of {list(MODALITIES)}")
-    if "lidar" in modalities and not episode.lidars:
+        return tuple(m for m in MODALITIES if available.get(CONTROLS[m].requires, True))
+    wanted = check_modalities(modalities)
+    if "lidar" in wanted and not episode.lidars:
         raise SpecError(
             f"modality 'lidar': {episode.path} recorded no LiDAR; drop lidar from the "
-            "modalities or record the episode with a LidarSpec in the rig"
+            "modalities or record the episode with a LidarSpec in the rig",
+            field="modalities",
         )
-    if "hdmap" in modalities and map_path is None:
+    if "hdmap" in wanted and map_path is None:
         raise SpecError(
             f"modality 'hdmap': {episode.path} has no OpenDRIVE map ({EPISODE_MAP}, which "
             "CARLA captures save); pass the map the episode was recorded on with xodr= "
-            "(--xodr MAP.xodr) or drop hdmap from the modalities"
+            "(--xodr MAP.xodr) or drop hdmap from the modalities",
+            field="xodr",
         )
-    return tuple(m for m in MODALITIES if m in modalities)
+    return wanted
 
 
 def _episode_map(episode: Episode, xodr: str | Path | None) -> Path | None:
@@ -275,7 +588,9 @@ def _episode_map(episode: Episode, xodr: str | Path | None) -> Path | None:
     if xodr is not None:
         path = Path(xodr)
         if not path.is_file():
-            raise SpecError(f"xodr={str(xodr)!r}: no such file; pass an OpenDRIVE .xodr map")
+            raise SpecError(
+                f"xodr={str(xodr)!r}: no such file; pass an OpenDRIVE .xodr map", field="xodr"
+            )
         return path
     own = episode.path / EPISODE_MAP
     return own if own.is_file() else None
@@ -283,162 +598,31 @@ def _episode_map(episode: Episode, xodr: str | Path | None) -> Path | None:
 
 def _hdmap_scene(map_path: Path, version: str) -> HDMapScene:
     """The map compiled once for every camera and frame (parsed by CARLA's own reader)."""
-    from cosmos_sim.controls.opendrive import load_opendrive, map_geometry
+    from cosmos_sim.bridges.opendrive import compile_map
 
-    return compile_scene(map_geometry(load_opendrive(map_path)), version)
-
-
-def _read_episode(
-    episode: Episode,
-    num_ticks: int,
-    cameras: Sequence[str],
-    wanted: Sequence[str],
-    buckets: Mapping[str, tuple[int, int]],
-    source_ticks: np.ndarray,
-    progress: bool,
-) -> dict[str, dict[str, Any]]:
-    """Load the ticks the clip needs, resized to each camera's bucket, keyed by tick index."""
-    from tqdm import tqdm
-
-    needed = set(np.unique(source_ticks).tolist())
-    # LiDAR frames accumulate ±2 sweeps, so every tick's sweep is read when lidar is wanted.
-    to_read = range(num_ticks) if "lidar" in wanted else sorted(needed)
-    fields = {"rgb": "rgb", "depth": "depth_m", "seg": "instance_id"}
-    data: dict[str, dict[str, Any]] = {
-        name: {"rgb": {}, "depth": {}, "seg": {}, "K": {}, "pose": {}, "ids": set()}
-        for name in cameras
-    }
-    sweeps: dict[int, np.ndarray | None] = {}
-    dynamic: dict[int, DynamicState] = {}  # boxes and light states, shared by every camera
-    reader = episode.ticks(to_read)
-    bar = dict(total=len(to_read), desc="read episode", unit="tick", disable=not progress)
-    for tick in tqdm(reader, **bar):
-        index = tick.index
-        if "lidar" in wanted:
-            points = [f.points_world for f in tick.frames.values() if f.lidar is not None
-                      and f.points_world is not None]  # fmt: skip
-            sweeps[index] = np.concatenate(points) if points else None
-        if index not in needed:
-            continue
-        if "hdmap" in wanted:
-            dynamic[index] = DynamicState.from_tick_data(tick.data)
-        for name in cameras:
-            frame = tick.frames.get(name)
-            if frame is None:
-                raise EpisodeError(
-                    f"tick {index} of {episode.path} has no frame from camera {name!r} "
-                    f"(sensors there: {sorted(tick.frames)}); re-record or pick other cameras"
-                )
-            cam = episode.cameras[name]
-            size = buckets[name]
-            need = ["rgb"] + [m for m in ("depth", "seg") if m in wanted]
-            for key in need:
-                value = getattr(frame, fields[key])
-                if value is None:
-                    raise EpisodeError(
-                        f"tick {index}, camera {name!r} has no {fields[key]}, which the "
-                        f"{key if key != 'rgb' else 'rgb video'} needs; drop that modality or "
-                        "re-record with it"
-                    )
-                kind = {"rgb": "area", "depth": "linear", "seg": "nearest"}[key]
-                data[name][key][index] = resize_frames(value[None], size, kind)[0]
-            if "seg" in wanted:
-                data[name]["ids"].update(np.unique(data[name]["seg"][index]).tolist())
-            data[name]["K"][index] = scale_intrinsics(frame.K, (cam.width, cam.height), size)
-            data[name]["pose"][index] = frame.cam_to_world
-    for name in cameras:
-        data[name]["sweeps"] = [sweeps.get(i) for i in range(num_ticks)] if sweeps else None
-        data[name]["dynamic"] = dynamic
-    return data
+    return compile_scene(compile_map(map_path).geometry, version)
 
 
-def _write_camera(
-    name: str,
-    cam_out: Path,
-    data: Mapping[str, Any],
-    wanted: Sequence[str],
-    size: tuple[int, int],
-    source_ticks: np.ndarray,
-    backend: Mapping[str, Callable[..., np.ndarray]],
-    *,
-    seed: int,
-    depth_range_m: tuple[float, float] | None,
-    edge_preset: str,
-    vis_preset: str,
-    hdmap_scene: HDMapScene | None,
-    progress: bool,
-) -> dict[str, Any]:
-    from tqdm import tqdm
-
-    unique = sorted(data["rgb"])
-    position = {tick: i for i, tick in enumerate(unique)}
-    expand = np.array([position[t] for t in source_ticks])  # output frame -> unique frame
-    rgb = np.stack([data["rgb"][t] for t in unique])
-    controls: dict[str, np.ndarray] = {}
-    result: dict[str, Any] = {"videos": {}}
-    bar = tqdm(total=len(wanted) + 1, desc=f"{name} controls", unit="video",
-               disable=not progress)  # fmt: skip
-    for modality in wanted:
-        bar.set_postfix_str(modality)
-        if modality == "depth":
-            depth_m = np.stack([data["depth"][t] for t in unique])
-            lo, hi = depth_range_m or depth_range(depth_m)
-            result["depth_range_m"] = [lo, hi]
-            controls[modality] = backend["depth"](depth_m, min_m=lo, max_m=hi)
-        elif modality == "seg":
-            palette = seg_palette(sorted(data["ids"]), seed)
-            result["seg_palette"] = save_palette(palette, cam_out / "seg_palette.json", seed=seed)
-            controls[modality] = backend["seg"](np.stack([data["seg"][t] for t in unique]), palette)
-        elif modality == "edge":
-            controls[modality] = backend["edge"](rgb, edge_preset)
-        elif modality == "vis":
-            controls[modality] = np.concatenate([
-                backend["vis"](rgb[i : i + _VIS_BATCH], vis_preset)
-                for i in range(0, len(rgb), _VIS_BATCH)
-            ])  # fmt: skip
-        elif modality == "lidar":
-            w, h = size
-            controls[modality] = backend["lidar"](
-                data["sweeps"], [data["K"][t] for t in unique], [data["pose"][t] for t in unique],
-                h, w, ticks=unique,
-            )  # fmt: skip
-        elif modality == "hdmap" and hdmap_scene is not None:
-            w, h = size
-            controls[modality] = backend["hdmap"](
-                hdmap_scene, [data["K"][t] for t in unique], [data["pose"][t] for t in unique],
-                w, h, [data["dynamic"][t] for t in unique],
-            )  # fmt: skip
-        bar.update(1)
-    bar.set_postfix_str("encode")
-    result["videos"]["rgb"] = write_video(cam_out / "rgb.mp4", rgb[expand], COSMOS_FPS)
-    for modality, frames in controls.items():
-        path = cam_out / f"{modality}.mp4"
-        result["videos"][modality] = write_video(
-            path, frames[expand], COSMOS_FPS, lossless=modality in LOSSLESS
-        )
-    bar.update(1)
-    bar.close()
-    result["contact_sheet"] = _contact_sheet(cam_out / "contact_sheet.png", rgb, controls, expand)
-    return result
+def _sheet_picks(num_frames: int) -> list[int]:
+    count = min(CONTACT_SHEET_FRAMES, num_frames)
+    return np.unique(np.linspace(0, num_frames - 1, count).round().astype(int)).tolist()
 
 
-def _contact_sheet(
-    path: Path, rgb: np.ndarray, controls: Mapping[str, np.ndarray], expand: np.ndarray
-) -> Path:
-    count = min(CONTACT_SHEET_FRAMES, len(expand))
-    picks = np.unique(np.linspace(0, len(expand) - 1, count).round().astype(int))
+def _contact_sheet(path: Path, picked: Mapping[int, Mapping[str, np.ndarray]]) -> Path:
+    frames = [picked[k] for k in sorted(picked)]
+    names = list(frames[0])
     # Thin lines and sparse returns vanish when a cell is shrunk: widen them to the shrink.
-    grow = max(1, int(np.ceil(rgb.shape[2] / CONTACT_SHEET_CELL_PX)))
+    grow = max(1, int(np.ceil(frames[0]["rgb"].shape[1] / CONTACT_SHEET_CELL_PX)))
     kernel = np.ones((grow, grow), np.uint8)
 
     def cell(modality: str, frame: np.ndarray) -> np.ndarray:
         return cv2.dilate(frame, kernel) if modality in ("edge", "lidar") else frame
 
-    rows = [[rgb[expand[k]]] + [cell(m, c[expand[k]]) for m, c in controls.items()] for k in picks]
+    rows = [[cell(m, f[m]) for m in names] for f in frames]
     grid = image_grid(
         rows,
-        col_labels=["rgb", *controls],
-        row_labels=[f"frame {k}" for k in picks],
+        col_labels=names,
+        row_labels=[f"frame {k}" for k in sorted(picked)],
         cell_width=CONTACT_SHEET_CELL_PX,
     )
     return save_png(path, grid)

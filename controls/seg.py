@@ -38,25 +38,32 @@ def _draw(rng: np.random.Generator) -> tuple[int, int, int]:
 
 def seg_palette(instance_ids: Iterable[int], seed: int) -> Palette:
     """Colour for each id (0 -> black), reproducible from (seed, id) alone."""
-    ids = sorted({int(i) for i in np.asarray(list(instance_ids)).ravel()})
+    return extend_palette({}, instance_ids, seed)
+
+
+def extend_palette(palette: Mapping[int, tuple[int, int, int]], instance_ids: Iterable[int],
+                   seed: int) -> Palette:  # fmt: skip
+    """`palette` plus a colour for each new id, drawn as `seg_palette` draws it: ids already
+    there keep their colour, so a palette can grow chunk by chunk as ids appear."""
+    ids = sorted({int(i) for i in np.asarray(list(instance_ids)).ravel()} - set(palette))
     if ids and ids[0] < 0:
         raise SpecError(
             f"instance_ids: {ids[0]} is negative; ids must be >= 0 with 0 the background "
             "(map the simulator's 'no object' id to 0 first)"
         )
-    palette: Palette = {}
-    used = {BACKGROUND_RGB}
+    out: Palette = dict(palette)
+    used = {BACKGROUND_RGB, *out.values()}
     for instance in ids:
         if instance == BACKGROUND_ID:
-            palette[instance] = BACKGROUND_RGB
+            out[instance] = BACKGROUND_RGB
             continue
         rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, instance])
         colour = _draw(rng)
         while colour in used:
             colour = _draw(rng)
         used.add(colour)
-        palette[instance] = colour
-    return palette
+        out[instance] = colour
+    return out
 
 
 def seg_control(instance_id: np.ndarray, palette: Mapping[int, tuple[int, int, int]]) -> np.ndarray:

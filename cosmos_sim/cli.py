@@ -5,6 +5,8 @@ Heavy imports live inside each command so `cosmos-sim --help` stays fast.
 
 from __future__ import annotations
 
+import errno
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,29 +16,55 @@ from typing import Annotated, Any
 import typer
 
 from cosmos_sim.extras import MissingExtra, require
+from cosmos_sim.types import SpecError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 
-#: Errors that are the user's input, not our bug: printed as one line, exit code 2.
+#: Errors that are the user's input, not our bug: printed as one line, exit code 2. Anything
+#: else (a KeyError, a numpy ValueError) is a bug and keeps its traceback.
 USER_ERRORS: tuple[type[Exception], ...] = (
+    SpecError,
     MissingExtra,
-    ValueError,
     FileExistsError,
     FileNotFoundError,
     PermissionError,
-    KeyError,
 )
+
+#: OSErrors that are the machine's state, not a bug: one line too.
+_OS_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES}
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn bad-input exceptions into a one-line `error:` message instead of a traceback."""
+def user_errors(*also: type[Exception]) -> Iterator[None]:
+    """Turn bad input into a one-line `error:` message and exit code 2: USER_ERRORS, a
+    transfer BackendError, a full or read-only disk, and `also` (for commands whose
+    libraries raise plain ValueError on bad input). Anything else keeps its traceback."""
+    from cosmos_sim.transfer.base import BackendError
+
     try:
         yield
-    except USER_ERRORS as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    except (*USER_ERRORS, BackendError, *also, OSError) as exc:
+        known = isinstance(exc, (*USER_ERRORS, BackendError, *also))
+        if not known and getattr(exc, "errno", None) not in _OS_ERRNOS:
+            raise
+        fix = getattr(exc, "fix", None)
+        message = str(exc) + (f" (fix: {fix})" if fix and fix not in str(exc) else "")
         typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from exc
+
+
+@contextmanager
+def _interrupt_on_sigterm() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt, so writers finalise what they kept (as on Ctrl-C)."""
+
+    def interrupt(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _say(label: str, path: Path | str) -> None:
@@ -69,38 +97,43 @@ def capture(
     ] = "block",
 ) -> None:
     """Record an episode from a live simulator run (and augment it in the same run)."""
-    if augment is not None:
-        from cosmos_sim.augment.cli import capture_and_augment
+    options = dict(sim=sim, scene=scene, seconds=seconds, seed=seed, width=width,
+                   height=height, renderer=renderer, host=host, port=port, rig=rig,
+                   ego=ego, replay=replay, timeout=timeout)  # fmt: skip
+    try:
+        with user_errors(), _interrupt_on_sigterm():
+            if augment is not None:
+                from cosmos_sim.augment.cli import capture_and_augment
 
-        options = dict(sim=sim, scene=scene, seconds=seconds, seed=seed, width=width,
-                       height=height, renderer=renderer, host=host, port=port, rig=rig,
-                       ego=ego, replay=replay, timeout=timeout)  # fmt: skip
-        with user_errors():
-            capture_and_augment(_capture, out, augment, prompt, overflow, _say, **options)
-        return
-    with user_errors():
-        path = _capture(
-            out,
-            sim=sim,
-            scene=scene,
-            seconds=seconds,
-            seed=seed,
-            width=width,
-            height=height,
-            renderer=renderer,
-            host=host,
-            port=port,
-            rig=rig,
-            ego=ego,
-            replay=replay,
-            timeout=timeout,
-        )
+                capture_and_augment(_capture, out, augment, prompt, overflow, _say, **options)
+                return
+            path = _capture(out, **options)
+    except KeyboardInterrupt:
+        _kept(out)
+        raise typer.Exit(code=130) from None
     _say("episode", path)
+
+
+def _kept(out: Path) -> None:
+    """Say what an interrupted capture kept (the writer has finalised its manifest)."""
+    from cosmos_sim.episode import Episode, EpisodeError
+
+    try:
+        ticks = len(Episode(out))
+    except (EpisodeError, OSError):
+        typer.secho(f"interrupted: nothing usable was written to {out}", fg="red", err=True)
+        return
+    typer.secho(
+        f"interrupted: kept {ticks} whole ticks in {out} (marked incomplete; "
+        "`cosmos-sim controls` reads them)",
+        fg="yellow",
+        err=True,
+    )
 
 
 def _capture(out: Path, *, sim: str, seconds: float, on_tick: Any = None, **options: Any) -> Path:
     if seconds <= 0:
-        raise ValueError(f"--seconds must be > 0, got {seconds}")
+        raise SpecError(f"--seconds must be > 0, got {seconds}", field="--seconds")
     if sim == "pybullet":
         from cosmos_sim.bridges.pybullet import make_scene, record_episode
 
@@ -130,7 +163,7 @@ def _capture(out: Path, *, sim: str, seconds: float, on_tick: Any = None, **opti
             timeout_s=options["timeout"],
             on_tick=on_tick,
         )
-    raise ValueError(f"--sim {sim!r} is not known; use 'pybullet' or 'carla'")
+    raise SpecError(f"--sim {sim!r} is not known; use 'pybullet' or 'carla'", field="--sim")
 
 
 @app.command()
@@ -154,34 +187,27 @@ def controls(
     prompt: Annotated[str | None, typer.Option(help="Prompt written into the specs.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the seg palette and the specs.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    chunk_frames: Annotated[
+        int, typer.Option(help="Output frames computed and encoded at a time (1-93).")
+    ] = 16,
+    skip_damaged: Annotated[
+        bool,
+        typer.Option(help="Show the tick before an unreadable tick record in its place."),
+    ] = False,
 ) -> None:
     """Turn an episode into Cosmos Transfer control videos and specs, one folder per camera."""
+    from cosmos_sim.pipeline import run_pipeline
+
     with user_errors():
-        written = _controls(
-            run, out, modalities=modalities, prompt=prompt, seed=seed, device=device, xodr=xodr
-        )
+        result = run_pipeline(
+            run, out, stages=["controls"], modalities=modalities, prompt=prompt, seed=seed,
+            device=device, xodr=xodr, chunk_frames=chunk_frames, skip_damaged=skip_damaged,
+        )  # fmt: skip
     _say("clips", out)
-    for camera in sorted(written.get("cameras", {})):
+    for camera in sorted(result.clips_info.get("cameras", {})):
         _say(f"  {camera}", Path(out) / camera)
-
-
-def _controls(
-    run: Path,
-    out: Path,
-    *,
-    modalities: str | None,
-    prompt: str | None,
-    seed: int,
-    device: str,
-    xodr: Path | None = None,
-) -> dict[str, Any]:
-    from cosmos_sim.controls.clips import write_clips
-
-    names = None if modalities is None else [m.strip() for m in modalities.split(",")]
-    kwargs: dict[str, Any] = {"modalities": names, "seed": seed, "device": device, "xodr": xodr}
-    if prompt is not None:
-        kwargs["prompt"] = prompt
-    return write_clips(run, out, **kwargs)
+    for note in result.notes:
+        typer.secho(f"note: {note}", fg=typer.colors.YELLOW, err=True)
 
 
 def _default_demo_dir() -> Path:
@@ -203,10 +229,9 @@ def demo(
     """
     out = out or _default_demo_dir()
     with user_errors():
-        from cosmos_sim.dataset import write_dataset
         from cosmos_sim.envs.embedded import demo_rollout
         from cosmos_sim.episode import ensure_empty_dir
-        from cosmos_sim.transfer import run_transfer
+        from cosmos_sim.pipeline import run_pipeline
 
         ensure_empty_dir(out, "demo folder")
         episode, clips = out / "episode", out / "clips"
@@ -216,12 +241,15 @@ def demo(
             episode, sim="pybullet", scene="tabletop", seconds=seconds, seed=seed,
             width=1280, height=704, renderer="auto",
         )  # fmt: skip
-        typer.secho("[2/5] controls: Cosmos Transfer control videos and specs", bold=True)
-        _controls(episode, clips, modalities=None, prompt=None, seed=seed, device="auto")
-        typer.secho("[3/5] transfer: embedded appearance backend (not Cosmos)", bold=True)
-        run_transfer(clips, transfer, backend="appearance", seed=seed)
-        typer.secho("[4/5] dataset: output frames with the episode's labels", bold=True)
-        write_dataset(episode, transfer, dataset)
+        titles = {
+            "controls": "[2/5] controls: Cosmos Transfer control videos and specs",
+            "transfer": "[3/5] transfer: embedded appearance backend (not Cosmos)",
+            "dataset": "[4/5] dataset: output frames with the episode's labels",
+        }
+        run_pipeline(
+            episode, out, seed=seed, backend="appearance",
+            on_stage=lambda stage: typer.secho(titles[stage], bold=True),
+        )  # fmt: skip
         typer.secho("[5/5] learned env: embedded world model (ours) vs real PushCube", bold=True)
         rollout = demo_rollout(learned, seed=seed)
     typer.secho("cosmos-sim demo finished:", fg=typer.colors.GREEN)
@@ -289,12 +317,12 @@ def serve(
 
     from cosmos_sim.sidecar import Limits, Server
 
-    with user_errors():
+    with user_errors(ValueError):
         options = {}
         for item in transfer_option or []:
             key, sep, value = item.partition("=")
             if not sep:
-                raise ValueError(f"--transfer-option {item!r}: write KEY=VALUE")
+                raise SpecError(f"--transfer-option {item!r}: write KEY=VALUE")
             try:
                 options[key] = json.loads(value)
             except json.JSONDecodeError:
@@ -339,7 +367,7 @@ def keygen(
     """Create sidecar CURVE keys: the server keypair (once) and an authorised client keypair."""
     from cosmos_sim.sidecar import keygen as make_keys
 
-    with user_errors():
+    with user_errors(ValueError):
         paths = make_keys(keys_dir, client)
     _say("server public key", paths["server_public"])
     _say("client keypair", paths["client_secret"])
@@ -352,25 +380,41 @@ def hdmap(
     xodr: Annotated[Path, typer.Option(help="OpenDRIVE map (.xodr).")],
     out: Annotated[Path, typer.Option(help="New output folder (must not exist or be empty).")],
     rig: Annotated[
-        Path | None, typer.Option(help="Rig file (YAML/TOML); default: one front camera.")
+        str | None,
+        typer.Option(
+            help="Rig file (YAML/TOML), or 'nvidia' (the 7-camera AV rig); "
+            "default: one front camera."
+        ),
     ] = None,
     trajectory: Annotated[
-        Path | None, typer.Option(help="Ego trajectory JSON; default: drive the first lane.")
+        Path | None,
+        typer.Option(
+            help="Ego trajectory JSON; default: drive the first lane (stop at a dead end)."
+        ),
     ] = None,
     seconds: Annotated[
-        float | None, typer.Option(help="Clip length; default 93 frames (57 for multiview).")
+        float | None,
+        typer.Option(help="Clip length; default 93 frames (57 multiview, 101 for cosmos3)."),
     ] = None,
-    version: Annotated[str, typer.Option(help="Colours: v3 (Transfer 2.5) or v1.")] = "v3",
+    version: Annotated[
+        str, typer.Option(help="Colours: v3 (Transfer 2.5 / Cosmos 3) or v1.")
+    ] = "v3",
+    target: Annotated[
+        str, typer.Option(help="transfer25 (hdmap videos + specs) or cosmos3 (wsm videos).")
+    ] = "transfer25",
 ) -> None:
-    """Render the HD-map control video of an OpenDRIVE map, with no simulator server."""
-    with user_errors():
-        from cosmos_sim.controls.opendrive import write_hdmap_clip
+    """Render the HD-map (world-scenario map, `wsm`) control of an OpenDRIVE map, no server."""
+    with user_errors(ValueError):
+        from cosmos_sim.wsm import write_hdmap_clip
 
         written = write_hdmap_clip(
-            xodr, out, rig=rig, trajectory=trajectory, seconds=seconds, version=version
-        )
+            xodr, out, rig=rig, trajectory=trajectory, seconds=seconds, version=version,
+            target=target,
+        )  # fmt: skip
     typer.echo(f"{written['frames']} frames at {written['fps']:g} fps")
-    for key in ("video", "contact_sheet", "poses", "spec"):
+    if written["unknown_signals"]:
+        typer.echo(f"signal types not drawn: {', '.join(written['unknown_signals'])}", err=True)
+    for key in ("video", "contact_sheet", "poses", "spec", "manifest"):
         if key in written:
             _say(key.replace("_", " "), written[key])
 
@@ -414,7 +458,7 @@ def eval_policies(
     MMRV (SIMPLER), with bootstrap CIs; writes report.json and scatter.png."""
     import json
 
-    with user_errors():
+    with user_errors(ValueError):
         from cosmos_sim.envs.policy_eval import evaluate_policies
 
         report = evaluate_policies(
@@ -526,12 +570,13 @@ def transfer(
         typer.secho(f"error: --backend {backend} needs {required[1]}", fg="red", err=True)
         raise typer.Exit(code=2)
     options = {k: v for k, v in options.items() if v is not None}
-    with user_errors(), _backend_errors():
-        from cosmos_sim.transfer import run_transfer
+    with user_errors():
+        from cosmos_sim.pipeline import run_pipeline
 
-        path = run_transfer(
-            clips, out, backend=backend, prompt=prompt, prompts=prompts, seed=seed, **options
-        )
+        path = run_pipeline(
+            None, out, stages=["transfer"], clips=clips, backend=backend,
+            backend_options=options, prompt=prompt, prompts=prompts, seed=seed,
+        ).transfer  # fmt: skip
     _say("transfer output", path)
     _say("manifest", path / "transfer.json")
 
@@ -546,17 +591,6 @@ _TRANSFER_FLAGS = {
 """The backend-specific options each transfer backend takes; others are refused, not ignored."""
 
 
-@contextmanager
-def _backend_errors() -> Iterator[None]:
-    from cosmos_sim.transfer.base import BackendError
-
-    try:
-        yield
-    except BackendError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from exc
-
-
 @app.command()
 def dataset(
     run: Annotated[Path, typer.Argument(help="Episode folder written by `capture`.")],
@@ -568,9 +602,9 @@ def dataset(
 ) -> None:
     """Write a COCO-style labelled dataset: images, RLE masks, boxes, depth, K and poses."""
     with user_errors():
-        from cosmos_sim.dataset import write_dataset
+        from cosmos_sim.pipeline import run_pipeline
 
-        path = write_dataset(run, transfer_out, out)
+        path = run_pipeline(run, out, stages=["dataset"], transfer_out=transfer_out).dataset
     _say("dataset", path)
     _say("annotations", path / "annotations.json")
     for sheet in sorted(path.glob("overlay_*.png")):
@@ -593,7 +627,7 @@ def batch(
 ) -> None:
     """Run a plan of many episodes on Ray (needs the `ray` extra): captures and controls as tasks,
     transfer in resident GPU actors, datasets as tasks; resumable; DIR/batch_report.json."""
-    with user_errors():
+    with user_errors(ValueError):
         for module in ("ray", "pydantic"):
             require(module, "ray", "cosmos-sim batch")
         from cosmos_sim.batch.cli import batch_command
@@ -614,7 +648,7 @@ def view(
     """Open a run in the rerun viewer (pip install 'cosmos-sim[view]'): cameras in 3D, RGB,
     depth, segmentation, control videos, transfer output, labels, LiDAR and boxes on the sim
     timeline."""
-    with user_errors():
+    with user_errors(ValueError):
         from cosmos_sim.view import find_run, view_run
 
         folders = find_run(run, clips=clips, transfer=transfer, dataset=dataset)
@@ -643,7 +677,7 @@ def critic(
 ) -> None:
     """Score transfer output (physical plausibility, prompt adherence) and learned-env rollouts
     (plausibility) with a Cosmos Reason model; scores go beside them and into the dataset."""
-    with user_errors():
+    with user_errors(ValueError):
         from cosmos_sim.critic import ReasonCritic, filter_dataset, score_run
         from cosmos_sim.view import find_run
 

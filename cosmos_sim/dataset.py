@@ -147,7 +147,17 @@ def _source_ticks(episode: Episode, clips_dir: Path) -> np.ndarray:
 
     record = clips_dir / "clips.json"
     if record.is_file():
-        ticks = np.asarray(json.loads(record.read_text())["source_ticks"], dtype=np.int64)
+        clips = json.loads(record.read_text())
+        made_from = clips.get("episode_id")
+        if made_from is not None and made_from != episode.fingerprint:
+            raise AlignmentError(
+                f"the transfer output was made from episode {clips.get('episode')} (id "
+                f"{made_from}), not from {episode.path} (id {episode.fingerprint}); its frames "
+                "would get another recording's labels. Pass the episode the clips came from",
+                field="episode",
+                fix=f"pass {clips.get('episode')}",
+            )
+        ticks = np.asarray(clips["source_ticks"], dtype=np.int64)
     else:
         ticks = resample_indices(len(episode), episode.fps, COSMOS_FPS)
     if ticks.size and ticks.max() >= len(episode):

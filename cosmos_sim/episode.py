@@ -7,11 +7,15 @@ most the tick in flight. Records are `.npz` files loaded with `allow_pickle=Fals
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import re
 import tempfile
 import time
+import zipfile
+import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +31,26 @@ MANIFEST = "episode.json"
 TICKS_DIR = "ticks"
 _TICK_NAME = re.compile(r"^(\d{6})\.npz$")
 _IMAGE_FIELDS = ("rgb", "depth_m", "instance_id", "class_id")
+_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
+"""What numpy / zipfile / json raise on a truncated, bit-flipped or empty record."""
 
 
-class EpisodeError(ValueError):
+class EpisodeError(SpecError):
     """An episode on disk is missing, malformed or inconsistent; the message says which."""
+
+
+class DamagedTickError(EpisodeError):
+    """A tick record cannot be read (truncated, bit-flipped, empty); `path` names it."""
+
+    def __init__(self, path: Path, index: int, reason: str) -> None:
+        super().__init__(
+            f"tick {index} ({path}) is damaged: {reason}",
+            field=str(path),
+            fix="re-record the episode, or pass --skip-damaged (skip_damaged=True) to hold the "
+            "tick before it in its place",
+        )
+        self.path = path
+        self.index = index
 
 
 @dataclass
@@ -94,8 +114,12 @@ class EpisodeWriter:
         class_names: Mapping[int, str] | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> None:
-        if not fps > 0:
-            raise SpecError(f"EpisodeWriter.fps: must be > 0, got {fps}")
+        if isinstance(fps, bool) or not (isinstance(fps, int | float) and 0 < fps < math.inf):
+            raise SpecError(
+                f"EpisodeWriter.fps: must be a finite number > 0, got {fps!r}",
+                field="EpisodeWriter.fps",
+                fix="pass the simulator's tick rate, e.g. 30.0",
+            )
         names = [c.name for c in cameras] + [lidar.name for lidar in lidars]
         if len(set(names)) != len(names):
             raise SpecError(f"EpisodeWriter: sensor names must be unique, got {names}")
@@ -104,6 +128,7 @@ class EpisodeWriter:
         self.cameras = {c.name: c for c in cameras}
         self.lidars = {lidar.name: lidar for lidar in lidars}
         self.num_ticks = 0
+        self.closed = False
         self._manifest = {
             "format": FORMAT,
             "version": VERSION,
@@ -129,13 +154,27 @@ class EpisodeWriter:
         data: Mapping[str, Any] | None = None,
     ) -> int:
         """Write one tick atomically; returns its index. `data` holds arrays or JSON values."""
+        if self.closed:
+            raise EpisodeError(
+                f"episode {self.path} is closed; open a new EpisodeWriter to record more",
+                field="EpisodeWriter.append",
+            )
         frames = list(frames.values()) if isinstance(frames, Mapping) else list(frames)
         index = self.num_ticks
+        names = [getattr(f, "sensor", None) for f in frames]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise EpisodeError(
+                f"tick {index}: sensor(s) {twice} appear more than once; send one frame per "
+                "sensor per tick",
+                field="frames",
+            )
         arrays: dict[str, np.ndarray] = {}
         sensors_meta: dict[str, Any] = {}
         sim_time = None
         for frame in frames:
             self._check_frame(frame, index)
+            frame.validate()  # arrays may have changed since the frame was built
             sim_time = frame.sim_time_s if sim_time is None else sim_time
             sensors_meta[frame.sensor] = {
                 "cam_to_world": frame.cam_to_world,
@@ -163,9 +202,19 @@ class EpisodeWriter:
         arrays["__meta__"] = np.frombuffer(blob, dtype=np.uint8)
         final = self.path / TICKS_DIR / f"{index:06d}.npz"
         tmp = final.with_name(f".{index:06d}.npz.tmp")
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, final)
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+            os.replace(tmp, final)
+        except BaseException as exc:  # full disk, Ctrl-C: no temp file left behind
+            tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise OSError(
+                    exc.errno,
+                    f"could not write tick {index} to {final} ({exc.strerror}); the "
+                    f"{self.num_ticks} ticks before it are kept",
+                ) from exc
+            raise
         self.num_ticks += 1
         return index
 
@@ -196,6 +245,12 @@ class EpisodeWriter:
                     )
 
     def close(self, complete: bool = True) -> None:
+        """Finalise the manifest (tick count, complete or not); later appends are refused."""
+        if self.closed:
+            return
+        self.closed = True
+        for stray in (self.path / TICKS_DIR).glob(".*.tmp"):
+            stray.unlink(missing_ok=True)
         self._manifest["complete"] = complete
         self._manifest["num_ticks"] = self.num_ticks
         write_json_atomic(self.path / MANIFEST, self._manifest)
@@ -244,6 +299,15 @@ class Episode:
     def complete(self) -> bool:
         return bool(self.manifest.get("complete"))
 
+    @property
+    def fingerprint(self) -> str:
+        """A short id of this recording (start time, simulator, scene, seed, rig): clips,
+        transfer output and datasets carry it so one episode's output is never paired with
+        another's labels, even when both have the same length."""
+        keys = ("created_unix_s", "simulator", "scene", "seed", "cameras", "lidars")
+        blob = json.dumps({k: self.manifest.get(k) for k in keys}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
     def tick_paths(self) -> list[Path]:
         """Paths of the whole ticks on disk now, checked to be contiguous from 0."""
         found = {}
@@ -267,15 +331,39 @@ class Episode:
     def __iter__(self) -> Iterator[Tick]:
         return self.ticks()
 
-    def ticks(self, indices: Iterable[int] | None = None) -> Iterator[Tick]:
-        """Load ticks (all of them, or those at `indices`) from one listing of the folder."""
+    def ticks(
+        self, indices: Iterable[int] | None = None, *, arrays: Iterable[str] | None = None
+    ) -> Iterator[Tick]:
+        """Load ticks (all of them, or those at `indices`) from one listing of the folder.
+
+        `arrays` limits which arrays are decompressed ("front/rgb", "lidar/points_world",
+        ...; default all): a pass that needs only depth does not pay for the RGB.
+        """
         paths = self.tick_paths()
+        wanted = None if arrays is None else set(arrays)
         for index in range(len(paths)) if indices is None else indices:
             if not 0 <= index < len(paths):
                 raise IndexError(f"tick {index} out of range: episode has {len(paths)} ticks")
-            yield self._load(paths[index])
+            yield self._load(paths[index], wanted, index)
+
+    def array_names(self, index: int) -> list[str]:
+        """Names of the arrays tick `index` holds ("front/rgb", ...), read without loading."""
+        path = self._path_of(index)
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return [k for k in npz.files if k != "__meta__"]
+        except _READ_ERRORS as exc:
+            raise DamagedTickError(path, index, f"{type(exc).__name__}: {exc}") from exc
 
     def __getitem__(self, index: int) -> Tick:
+        return self.tick(index)
+
+    def tick(self, index: int, *, arrays: Iterable[str] | None = None) -> Tick:
+        """Tick `index` (negative counts from the end); `arrays` as in `ticks`."""
+        path = self._path_of(index)
+        return self._load(path, None if arrays is None else set(arrays), int(path.stem))
+
+    def _path_of(self, index: int) -> Path:
         # Ticks are only ever added, so a listing that already holds `index` stays valid;
         # re-list only when it does not (or for negative indices, which count from the end).
         paths = self._listing
@@ -283,7 +371,7 @@ class Episode:
             paths = self._listing = self.tick_paths()
         if not -len(paths) <= index < len(paths):
             raise IndexError(f"tick {index} out of range: episode has {len(paths)} ticks")
-        return self._load(paths[index])
+        return paths[index]
 
     def stack(self, sensor: str, key: str) -> np.ndarray:
         """All ticks of one field of one sensor as a T×… array (e.g. ("front", "depth_m"))."""
@@ -304,13 +392,15 @@ class Episode:
             raise EpisodeError(f"{sensor}.{key} changes shape across ticks: {sorted(shapes)}")
         return np.stack(values)
 
-    def _load(self, path: Path) -> Tick:
+    def _load(self, path: Path, wanted: set[str] | None = None, index: int = -1) -> Tick:
         try:
             with np.load(path, allow_pickle=False) as npz:
-                arrays = {key: npz[key] for key in npz.files}
-        except (OSError, ValueError) as exc:
-            raise EpisodeError(f"{path} is not a readable tick record ({exc})") from exc
-        meta = json.loads(arrays.pop("__meta__").tobytes())
+                keys = [k for k in npz.files if wanted is None or k in wanted or k == "__meta__"]
+                arrays = {key: npz[key] for key in keys}
+            meta = json.loads(arrays.pop("__meta__").tobytes())
+        except _READ_ERRORS as exc:
+            reason = "empty file" if path.stat().st_size == 0 else f"{type(exc).__name__}: {exc}"
+            raise DamagedTickError(path, index, reason) from exc
         frames = {}
         for sensor, info in meta["sensors"].items():
             fields = {

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
+from queue import Queue
 
 import cv2
 import numpy as np
@@ -173,6 +175,58 @@ class VideoWriter:
         else:  # keep what was encoded so far, but never mask the error in flight
             with contextlib.suppress(Exception):
                 self.close()
+
+
+class ParallelVideoWriters:
+    """Several mp4s encoded at once, each by a `VideoWriter` on a thread of its own.
+
+    `write(key, frames)` hands a uint8 T×H×W×3 batch to that video's thread and returns at
+    once unless `depth` batches already wait there (bounded memory); libx264 and PyAV
+    release the GIL, so the videos encode in parallel with each other and with whatever the
+    caller computes next. `close()` flushes every video and raises the first encoder error.
+    """
+
+    def __init__(self, videos: dict[str, dict], *, depth: int = 1) -> None:
+        self._error: BaseException | None = None
+        self._queues: dict[str, Queue] = {}
+        self._threads: list[threading.Thread] = []
+        self.writers: dict[str, VideoWriter] = {}
+        for key, options in videos.items():
+            writer = VideoWriter(**options)
+            queue: Queue = Queue(maxsize=depth)
+            thread = threading.Thread(
+                target=self._encode, args=(writer, queue), name=f"encode-{key}", daemon=True
+            )
+            self.writers[key], self._queues[key] = writer, queue
+            self._threads.append(thread)
+            thread.start()
+
+    def _encode(self, writer: VideoWriter, queue: Queue) -> None:
+        try:
+            while (frames := queue.get()) is not None:
+                if self._error is None:
+                    for frame in frames:
+                        writer.write(frame)
+            writer.close()
+        except BaseException as exc:  # raised in the caller's thread by write/close
+            self._error = self._error or exc
+            with contextlib.suppress(Exception):
+                writer.close()
+            while queue.get() is not None:  # keep draining so the caller never blocks
+                pass
+
+    def write(self, key: str, frames: np.ndarray) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queues[key].put(frames)
+
+    def close(self) -> None:
+        for queue in self._queues.values():
+            queue.put(None)
+        for thread in self._threads:
+            thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def write_video(

@@ -1,6 +1,7 @@
-"""The device kernels behind the CPU functions' numpy signatures, for `write_clips`.
+"""The device kernels behind the CPU functions' numpy signatures, for `control_backend`.
 
-Each entry takes and returns what its `cosmos_sim.controls` namesake does (numpy arrays,
+Each entry wraps the kernel the controls table names (`Control.gpu`) and takes and returns
+what the table's CPU function (`Control.cpu`) does (numpy arrays,
 one frame or a T-first batch), moves the batch to the device once, and brings the control
 back for encoding. "lidar" and "hdmap" take a clip like `lidar_control_clip` and
 `render_hdmap_clip` and run it `CLIP_BATCH` frames at a time (their per-frame working set
@@ -9,27 +10,34 @@ grows with the points or map segments, and an episode can be long).
 
 from __future__ import annotations
 
+import importlib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from cosmos_sim.controls.hdmap import DynamicState, HDMapScene, render_hdmap_clip
+from cosmos_sim.controls.hdmap import DynamicState, HDMapScene
 from cosmos_sim.controls.lidar import (
     LIDAR_DILATE_PX,
     LIDAR_MAX_M,
     LIDAR_MIN_M,
     clip_windows,
 )
+from cosmos_sim.controls.table import CONTROLS
 from cosmos_sim.kernels._backend import resolve_device
-from cosmos_sim.kernels.canny import edge_control
-from cosmos_sim.kernels.depth import depth_control
-from cosmos_sim.kernels.hdmap import MAX_VERTS, hdmap_control
-from cosmos_sim.kernels.lidar import lidar_control
-from cosmos_sim.kernels.seg import seg_control
-from cosmos_sim.kernels.vis import vis_control
 from cosmos_sim.types import SpecError
+
+
+def _kernel(name: str) -> Callable[..., torch.Tensor]:
+    """The device kernel of control `name`, as the controls table names it."""
+    module, _, function = CONTROLS[name].gpu.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
+depth_control, seg_control, edge_control, vis_control, lidar_control, hdmap_control = (
+    _kernel(name) for name in ("depth", "seg", "edge", "vis", "lidar", "hdmap")
+)
 
 CLIP_BATCH = 16
 """Frames per device call of the "lidar" and "hdmap" entries."""
@@ -101,17 +109,12 @@ def clip_backend(device: str | torch.device = "cuda") -> dict[str, Callable[...,
         scene: HDMapScene,
         Ks: Sequence[np.ndarray],
         cam_to_worlds: Sequence[np.ndarray],
-        width: int,
         height: int,
+        width: int,
         dynamics: Sequence[DynamicState | None] | None = None,
         *,
         near_m: float = 0.3,
     ) -> np.ndarray:
-        if any(len(polygon) + 4 > MAX_VERTS for polygon, _, _ in scene.polygons):
-            # The kernel clips polygons of up to MAX_VERTS - 4 corners (crosswalks are 4);
-            # a map with larger ones is drawn by the reference renderer, same output.
-            return render_hdmap_clip(scene, Ks, cam_to_worlds, width, height, dynamics,
-                                     near_m=near_m)  # fmt: skip
         if dynamics is not None and len(dynamics) != len(Ks):
             raise SpecError(f"hdmap: got {len(dynamics)} dynamic states for {len(Ks)} poses")
         K = matrices(Ks, (3, 3), "hdmap: Ks")
@@ -122,11 +125,11 @@ def clip_backend(device: str | torch.device = "cuda") -> dict[str, Callable[...,
         for start in range(0, K.shape[0], CLIP_BATCH):
             part = slice(start, start + CLIP_BATCH)
             dyn = None if dynamics is None else dynamics[part]
-            frames = hdmap_control(scene, K[part], poses[part], width, height, dyn, near_m=near_m)
+            frames = hdmap_control(scene, K[part], poses[part], height, width, dyn, near_m=near_m)
             out.append(frames.cpu().numpy())
         return np.concatenate(out)
 
-    return {
+    entries = {
         "depth": depth_fn,
         "seg": seg_fn,
         "edge": edge_fn,
@@ -134,6 +137,8 @@ def clip_backend(device: str | torch.device = "cuda") -> dict[str, Callable[...,
         "lidar": lidar_fn,
         "hdmap": hdmap_fn,
     }
+    assert entries.keys() == CONTROLS.keys()  # one device entry per table entry
+    return entries
 
 
 def _to_device(arr: np.ndarray, dev: torch.device) -> torch.Tensor:

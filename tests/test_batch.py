@@ -35,7 +35,7 @@ def small_plan(captures=None, **stages):
             "stages": {
                 "controls": {"modalities": ["depth", "seg", "edge"], "device": "cpu"},
                 "transfer": {"backend": "appearance", "prompt": "at dusk"},
-                "dataset": {"sheets": False},
+                "dataset": {},
                 **stages,
             },
             "max_retries": 2,
@@ -120,6 +120,8 @@ def test_workers_killed_mid_unit_are_retried_and_write_once(tmp_path):
     for stage, (unit, pid) in killed.items():
         marker = json.loads((out / stage / unit / DONE_MARKER).read_text())
         assert marker["pid"] != pid, f"{stage} {unit} was finished by a new process"
+        assert marker["abandoned_attempts"] == 1
+        assert report["stages"][stage]["retried"] == [unit]
     # the restarted actor built its backend again and finished the killed unit
     assert sum(w["calls"] for w in report["transfer_workers"]) >= 1
 

@@ -84,15 +84,20 @@ def test_rerun_with_other_stage_settings_is_refused_before_ray_starts(tmp_path):
     second = load_plan(plan(stages={"controls": {"device": "cpu"}}))
     out = tmp_path / "out"
     out.mkdir()
-    from cosmos_sim.batch.runner import _check_same_plan
+    from cosmos_sim.batch.outdir import check_same_plan
 
-    _check_same_plan(first, out)
+    check_same_plan(first, out)
     with pytest.raises(PlanError) as caught:
         run_plan(second, out)
     assert caught.value.field == "stages.controls.device"
     more_seeds = load_plan(plan(captures=[{"name": "tab", "seconds": 0.25, "seeds": [0, 1, 2]}],
                                 stages={"controls": {}}))  # fmt: skip
-    _check_same_plan(more_seeds, out)  # adding episodes is allowed
+    check_same_plan(more_seeds, out)  # adding episodes is allowed
+    wider = load_plan(plan(captures=[{"name": "tab", "seconds": 0.25, "seeds": [0], "width": 64}],
+                           stages={"controls": {}}))  # fmt: skip
+    with pytest.raises(PlanError) as caught:
+        check_same_plan(wider, out)
+    assert caught.value.field == "captures.tab.width"
 
 
 def test_write_unit_publishes_the_folder_with_its_marker(tmp_path):
@@ -103,6 +108,7 @@ def test_write_unit_publishes_the_folder_with_its_marker(tmp_path):
 
     marker = write_unit(tmp_path, "stage", "u1", make)
     assert marker["frames"] == 3 and marker["pid"] == os.getpid()
+    assert marker["abandoned_attempts"] == 0
     assert (tmp_path / "stage" / "u1" / "data.txt").read_text() == "x"
     assert done_marker(tmp_path, "stage", "u1") == marker
     assert write_unit(tmp_path, "stage", "u1", make) == marker  # finished: not redone
@@ -132,7 +138,7 @@ def test_write_unit_removes_a_killed_attempt_and_a_losing_copy(tmp_path):
         return {"winner": False}
 
     marker = write_unit(tmp_path, "stage", "u1", make_losing)
-    assert marker["winner"] is True
+    assert marker["winner"] is True and marker["abandoned_attempts"] == 1
     assert sorted(p.name for p in (tmp_path / "stage").iterdir()) == ["u1"]
     assert sorted(p.name for p in (tmp_path / "stage" / "u1").iterdir()) == [DONE_MARKER]
 

@@ -10,7 +10,7 @@ def test_intrinsics_from_vertical_fov():
     cam = CameraSpec("front", width=1280, height=704, fov_deg=90.0)
     K = cam.intrinsics
     assert K[0, 0] == pytest.approx(352.0) and K[1, 1] == pytest.approx(352.0)
-    assert (K[0, 2], K[1, 2]) == (640.0, 352.0)
+    assert (K[0, 2], K[1, 2]) == (639.5, 351.5)  # centre of pixels at integer coordinates
 
 
 def test_explicit_K_overrides_fov_and_round_trips_through_dict():

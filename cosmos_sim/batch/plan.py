@@ -174,10 +174,10 @@ class TransferStage(_Strict):
 
 
 class DatasetStage(_Strict):
-    """A COCO-style dataset of each episode (transfer output, else the sim RGB), as a task."""
+    """A COCO-style dataset of each episode (transfer output, else the sim RGB), as a task.
 
-    sheets: bool = True
-    """Write the overlay contact sheets."""
+    No options yet: `dataset: {}` turns the stage on.
+    """
 
 
 class Stages(_Strict):

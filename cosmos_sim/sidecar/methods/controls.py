@@ -1,111 +1,116 @@
-"""Frames in, Cosmos control frames out, per tick: the functions of cosmos_sim.controls.
+"""Frames in, Cosmos control frames out, per tick: a transport over the controls table.
 
-They run where the server's `device` puts them (`Server(device=...)`, `cosmos-sim serve
---device`): the numpy/OpenCV functions, or the GPU kernels (`cosmos_sim.kernels`) with the
-same outputs within the kernels' parity tolerances; both come from
-`cosmos_sim.controls.backend.control_backend`, as in `write_clips`.
+A request becomes a one-frame `FrameChunk`; `resolve_stats` fills the depth range (given
+limits win, the rest from this frame) and the seg palette, and `compute_controls` runs the
+table's functions where the server's `device` puts them (`Server(device=...)`, `cosmos-sim
+serve --device`), exactly as the pipeline does for a chunk of an episode.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import numpy as np
 
-from cosmos_sim.controls import EDGE_PRESETS, VIS_PRESETS, depth_range, seg_palette
+from cosmos_sim.controls import EDGE_PRESETS, VIS_PRESETS
+from cosmos_sim.controls.depth import resolve_range
+from cosmos_sim.controls.hdmap import DynamicState
 from cosmos_sim.controls.lidar import LIDAR_DILATE_PX, LIDAR_MAX_M, LIDAR_MIN_M
+from cosmos_sim.controls.table import (
+    CONTROLS,
+    ClipStats,
+    ControlSettings,
+    FrameChunk,
+    compute_controls,
+    resolve_stats,
+)
 from cosmos_sim.sidecar.protocol import ErrorCode, ProtocolError
 from cosmos_sim.sidecar.schema import ArraySpec, Call, Method, Param, Result
 
-#: modality -> the input arrays it needs.
-NEEDS: dict[str, tuple[str, ...]] = {
-    "depth": ("depth_m",),
-    "seg": ("instance_id",),
-    "edge": ("rgb",),
-    "vis": ("rgb",),
-    "lidar": ("points_world",),
-    "hdmap": (),
-}
 _IMAGES = ("rgb", "depth_m", "instance_id")
+_CALIBRATION = ("K", "cam_to_world")
 
 
 def controls(call: Call) -> Result:
     p, arrays = call.params, call.arrays
-    for modality in p["modalities"]:
-        for name in NEEDS[modality]:
-            if name not in arrays:
-                raise ProtocolError(
-                    ErrorCode.BAD_ARRAY,
-                    f"modality {modality!r} needs array {name!r}",
-                    f"arrays.{name}",
-                    f"send {name} ({CONTROLS_ARRAYS[name].doc}) or drop "
-                    f"{modality!r} from params.modalities",
-                )
-    backend = call.server.control_backend
+    wanted = list(dict.fromkeys(p["modalities"]))
+    for modality in wanted:
+        for name in CONTROLS[modality].inputs:
+            array = "points_world" if name == "sweeps" else name
+            if array in _CALIBRATION or array in arrays:
+                continue
+            raise ProtocolError(
+                ErrorCode.BAD_ARRAY,
+                f"modality {modality!r} needs array {array!r}",
+                f"arrays.{array}",
+                f"send {array} ({CONTROLS_ARRAYS[array].doc}) or drop "
+                f"{modality!r} from params.modalities",
+            )
+    calibrated = any(m in ("lidar", "hdmap") for m in wanted)
+    K = _matrix(p, "K", (3, 3))[None] if calibrated else None
+    cam_to_world = _matrix(p, "cam_to_world", (4, 4))[None] if calibrated else None
+    height, width = _image_size(call, wanted[0]) if wanted else (0, 0)
+    chunk = FrameChunk(
+        height=height,
+        width=width,
+        **{name: arrays[name][None] for name in _IMAGES if name in arrays},
+        K=K,
+        cam_to_world=cam_to_world,
+        sweeps=[arrays["points_world"]] if "points_world" in arrays else None,
+        dynamics=[_dynamic_state(p)] if "hdmap" in wanted else None,
+    )
+    lo, hi = p["depth_min_m"], p["depth_max_m"]
+    fixed = None
+    if "depth" in wanted and lo is not None and hi is not None:
+        fixed = resolve_range(lo, hi, lambda: (lo, hi))
+    stats = resolve_stats(chunk, wanted, ClipStats(depth_range_m=fixed), p["seg_seed"])
+    if "depth" in wanted and fixed is None:  # one limit given: it wins over this frame's
+        stats.depth_range_m = resolve_range(lo, hi, lambda: stats.depth_range_m)
+    settings = ControlSettings(
+        edge_preset=p["edge_preset"],
+        vis_preset=p["vis_preset"],
+        seed=p["seg_seed"],
+        lidar_max_m=p["lidar_max_m"],
+        lidar_min_m=p["lidar_min_m"],
+        lidar_dilate_px=p["lidar_dilate_px"],
+        lidar_sweeps_each_side=0,
+        hdmap_scene=_hdmap_scene(call) if "hdmap" in wanted else None,
+    )
     out: dict[str, np.ndarray] = {}
     result: dict = {"timings_ms": {}}
-    for modality in dict.fromkeys(p["modalities"]):
+    for modality in wanted:
         start = time.perf_counter()
-        if modality == "depth":
-            lo, hi = p["depth_min_m"], p["depth_max_m"]
-            if lo is None or hi is None:
-                auto_lo, auto_hi = depth_range(arrays["depth_m"])
-                lo, hi = auto_lo if lo is None else lo, auto_hi if hi is None else hi
-            out["depth"] = backend["depth"](arrays["depth_m"], min_m=lo, max_m=hi)
-            result["depth_range_m"] = [lo, hi]
-        elif modality == "seg":
-            ids = arrays["instance_id"]
-            palette = seg_palette(np.unique(ids), p["seg_seed"])
-            out["seg"] = backend["seg"](ids, palette)
-            result["seg_palette"] = {str(k): list(v) for k, v in palette.items()}
-        elif modality == "edge":
-            out["edge"] = backend["edge"](arrays["rgb"], p["edge_preset"])
-        elif modality == "vis":
-            out["vis"] = backend["vis"](arrays["rgb"], p["vis_preset"])
-        elif modality == "lidar":
-            K, cam_to_world = _matrix(p, "K", (3, 3)), _matrix(p, "cam_to_world", (4, 4))
-            height, width = _image_size(call, "lidar")
-            # A clip of one frame with its one sweep: lidar_control([points], K, pose, ...).
-            out["lidar"] = backend["lidar"](
-                [arrays["points_world"]],
-                [K],
-                [cam_to_world],
-                height,
-                width,
-                sweeps_each_side=0,
-                max_m=p["lidar_max_m"],
-                min_m=p["lidar_min_m"],
-                dilate_px=p["lidar_dilate_px"],
-            )[0]
-        elif modality == "hdmap":
-            out["hdmap"] = _hdmap(call, backend["hdmap"])
+        frames = compute_controls(
+            chunk, [modality], stats, settings=settings, backend=call.server.control_backend
+        )
+        out[modality] = frames[modality][0]
         result["timings_ms"][modality] = (time.perf_counter() - start) * 1e3
+    if "depth" in wanted:
+        result["depth_range_m"] = list(stats.depth_range_m)
+    if "seg" in wanted:
+        result["seg_palette"] = {str(k): list(v) for k, v in stats.palette.items()}
     result["modalities"] = list(out)
     return result, out
 
 
-def _hdmap(call: Call, render: Callable[..., np.ndarray]) -> np.ndarray:
-    from cosmos_sim.controls.hdmap import DynamicState
-
-    p = call.params
-    if p["hdmap"] is None:
+def _hdmap_scene(call: Call):
+    if call.params["hdmap"] is None:
         raise ProtocolError(
             ErrorCode.BAD_PARAMS,
             "modality 'hdmap' needs params.hdmap",
             "params.hdmap",
             "load a map with hdmap_load (the server needs the carla extra), pass its handle",
         )
-    scene = call.session.get(p["hdmap"], "hdmap", "hdmap")
-    K, cam_to_world = _matrix(p, "K", (3, 3)), _matrix(p, "cam_to_world", (4, 4))
-    height, width = _image_size(call, "hdmap")
-    dynamic = DynamicState(
+    return call.session.get(call.params["hdmap"], "hdmap", "hdmap")
+
+
+def _dynamic_state(p: dict) -> DynamicState:
+    return DynamicState(
         boxes=[
             {**box, "corners": np.asarray(box.get("corners"), np.float64)} for box in p["boxes"]
         ],
         light_states={str(k): str(v) for k, v in p["light_states"].items()},
     )
-    return render(scene, [K], [cam_to_world], width, height, [dynamic])[0]
 
 
 def _image_size(call: Call, modality: str) -> tuple[int, int]:
@@ -164,7 +169,7 @@ METHODS = [
         "after it. Stateless, so safe to retry.",
         params={
             "modalities": Param(
-                list, doc="any of depth, seg, edge, vis, lidar, hdmap", choices=tuple(NEEDS)
+                list, doc="any of depth, seg, edge, vis, lidar, hdmap", choices=tuple(CONTROLS)
             ),
             "edge_preset": Param(str, "medium", choices=tuple(EDGE_PRESETS)),
             "vis_preset": Param(str, "medium", choices=tuple(VIS_PRESETS)),

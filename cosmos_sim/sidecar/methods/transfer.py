@@ -1,9 +1,9 @@
 """Transfer jobs: submit / progress / result / cancel, on the server's configured backend.
 
 A job takes an episode (recorded through `episode_*` or written by `cosmos-sim capture`) or
-a clips folder, both under the server's data_dir, and runs `write_clips` then
-`run_transfer` on a job thread of its own: request workers only enqueue and poll, so a
-transfer that takes an hour never delays a `controls` call. Output frames come back in
+a clips folder, both under the server's data_dir, and runs `run_pipeline` (controls on the
+server's device, then transfer) on a job thread of its own: request workers only enqueue and
+poll, so a transfer that takes an hour never delays a `controls` call. Output frames come back in
 pages (`transfer_result` with camera/start/count) so no reply exceeds the array limit.
 """
 
@@ -174,29 +174,22 @@ def transfer_submit(call: Call) -> Result:
     backend, options = server.transfer_backend, dict(server.transfer_options)
 
     def run(job: Job) -> None:
-        from cosmos_sim.controls import write_clips
-        from cosmos_sim.transfer import run_transfer
+        from cosmos_sim.pipeline import run_pipeline
 
-        clips = source
-        if p["episode"] is not None:
-            job.phase = "controls"
-            clips = out / CLIPS_DIR
-            write_clips(
-                source,
-                clips,
-                modalities=p["modalities"],
-                seed=p["seed"],
-                progress=False,
-                **({"prompt": p["prompt"]} if p["prompt"] else {}),
-            )
-        job.phase = "transfer"
-        run_transfer(
-            clips,
-            out / TRANSFER_DIR,
-            backend=backend,
+        from_episode = p["episode"] is not None
+        run_pipeline(  # out/clips and out/transfer (one stage writes into the folder given)
+            source if from_episode else None,
+            out if from_episode else out / TRANSFER_DIR,
+            stages=["controls", "transfer"] if from_episode else ["transfer"],
+            clips=None if from_episode else source,
+            modalities=p["modalities"],
             prompt=p["prompt"],
             seed=p["seed"],
-            **options,
+            device=server.device,
+            backend=backend,
+            backend_options=options,
+            progress=False,
+            on_stage=lambda stage: setattr(job, "phase", stage),
         )
 
     out.mkdir(parents=True)
