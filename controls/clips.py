@@ -598,9 +598,9 @@ def _episode_map(episode: Episode, xodr: str | Path | None) -> Path | None:
 
 def _hdmap_scene(map_path: Path, version: str) -> HDMapScene:
     """The map compiled once for every camera and frame (parsed by CARLA's own reader)."""
-    from cosmos_sim.controls.opendrive import load_opendrive, map_geometry
+    from cosmos_sim.bridges.opendrive import compile_map
 
-    return compile_scene(map_geometry(load_opendrive(map_path)), version)
+    return compile_scene(compile_map(map_path).geometry, version)
 
 
 def _sheet_picks(num_frames: int) -> list[int]:
