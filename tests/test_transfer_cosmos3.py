@@ -168,6 +168,27 @@ def test_a_replacement_checker_is_refused_for_cosmos_size_weights(model_dir, mon
         Cosmos3Backend(model_dir, **TINY)
 
 
+def test_a_prebuilt_pipeline_takes_a_replacement_only_with_random_weights(model_dir, monkeypatch):
+    """`from_pipeline` (the GPU benchmark's path): weights built in this process may run with
+    a pass-through checker at any size; the same networks loaded from a file may not."""
+    from diffusers.modular_pipelines.cosmos import Cosmos3OmniBlocks
+
+    loaded = backend(model_dir, PassThroughSafetyChecker()).pipe  # tiny test path: accepted
+    monkeypatch.setattr(diffusers_backend, "MAX_PARAMS_WITHOUT_GUARDRAIL", 1000)  # "Cosmos size"
+    with pytest.raises(SafetyError, match="refusing a replacement"):
+        Cosmos3Backend.from_pipeline(loaded, safety_checker=PassThroughSafetyChecker(), **TINY)
+    config = {k: v for k, v in loaded.transformer.config.items() if not k.startswith("_")}
+    fresh = Cosmos3OmniBlocks().init_pipeline()
+    fresh.update_components(
+        transformer=type(loaded.transformer)(**config),  # same network, random weights
+        vae=loaded.vae, text_tokenizer=loaded.text_tokenizer, scheduler=loaded.scheduler,
+    )  # fmt: skip
+    engine = Cosmos3Backend.from_pipeline(fresh, safety_checker=PassThroughSafetyChecker(), **TINY)
+    assert engine.pipe.requires_safety_checker
+    with pytest.raises(SafetyError, match="pip install cosmos-guardrail"):
+        Cosmos3Backend.from_pipeline(Cosmos3OmniBlocks().init_pipeline(), **TINY)
+
+
 def test_folders_that_are_not_a_cosmos3_transfer_pipeline_are_named(tmp_path):
     other = tmp_path / "t25"
     other.mkdir()

@@ -25,8 +25,10 @@ a hub id already in the local Hugging Face cache. Safety: the Cosmos guardrail
 (`CosmosSafetyChecker`, package cosmos-guardrail) is built before the model is loaded, and the
 pipeline's `enable_safety_checker` is called with it; nothing here disables it (NVIDIA Open
 Model License). The Python API's `safety_checker=` takes a replacement only for networks far
-too small to be Cosmos weights (the rule of `diffusers_backend.check_safety_checker`); that is
-the tests' path for tiny random pipelines and is not reachable from the CLI.
+too small to be Cosmos weights, and `from_pipeline` also for networks built from random
+initialisation in this process, never loaded from a file (the rule of
+`diffusers_backend.check_safety_checker`); those are the tests' and the GPU benchmark's
+paths, not reachable from the CLI, which always loads from disk.
 """
 
 from __future__ import annotations
@@ -143,6 +145,7 @@ class Cosmos3Backend:
         negative_prompt: str | None = None,
         control_weights: Mapping[str, float] | None = None,
         safety_checker: Any = None,
+        pipeline: Any = None,
     ) -> None:
         from cosmos_sim.extras import require
 
@@ -171,10 +174,20 @@ class Cosmos3Backend:
         self.steps, self.flow_shift = int(num_inference_steps), float(flow_shift)
         self.guidance = (guidance_scale, control_guidance)
         self.negative_prompt = negative_prompt
-        self.pipe = load_pipeline(model, dtype=dtype, safety_checker=safety_checker)
+        if pipeline is None:
+            self.pipe = load_pipeline(model, dtype=dtype, safety_checker=safety_checker)
+        else:
+            self.pipe = _guard_prebuilt(pipeline, safety_checker)
         self.pipe.update_components(scheduler=_shifted(self.pipe.scheduler, self.flow_shift))
         self.pipe.to(device)
         self.pipe.set_progress_bar_config(disable=True)
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Any, **settings: Any) -> Cosmos3Backend:
+        """A backend around a pipeline built in this process (random weights for the GPU
+        benchmark). Its checker must be the real guardrail unless `check_safety_checker`
+        accepts a replacement: tiny networks, or random weights never loaded from a file."""
+        return cls(f"<{type(pipeline).__name__} built in process>", pipeline=pipeline, **settings)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -414,6 +427,27 @@ def load_pipeline(model: str | Path, *, dtype: str = "bfloat16", safety_checker:
     pipe.enable_safety_checker(safety_checker)
     if not pipe.requires_safety_checker:
         raise SafetyError("the Cosmos 3 pipeline's safety checker did not turn on")
+    return pipe
+
+
+def _guard_prebuilt(pipe: Any, safety_checker: Any = None):
+    """`pipe` with its guardrail on, checked as `load_pipeline` checks a loaded one."""
+    from cosmos_sim.transfer.diffusers_backend import (
+        GUARDRAIL_HELP,
+        SafetyError,
+        _from_file,
+        check_safety_checker,
+    )
+
+    if type(pipe).__name__ != PIPELINE_CLASS:
+        raise SpecError(f"pipeline= is a {type(pipe).__name__}, not a {PIPELINE_CLASS}")
+    checker = safety_checker or getattr(pipe, "safety_checker", None)
+    if checker is None:
+        raise SafetyError(GUARDRAIL_HELP)
+    params = sum(p.numel() for p in pipe.transformer.parameters())
+    random_init = not _from_file(pipe.transformer)
+    check_safety_checker(checker, params, PIPELINE_CLASS, random_init=random_init)
+    pipe.enable_safety_checker(checker)
     return pipe
 
 
