@@ -1,4 +1,5 @@
-"""Capture with `--augment appearance` against the same capture without it, in one run.
+"""Capture with `--augment appearance` against the same capture without it, in one run;
+and (`--cosmos3`) a Cosmos 3 session with random full-size weights on a GPU.
 
 Each round records the PyBullet tabletop scene (1280×704, EGL when available) three ways,
 in rotating order so a change in the machine's load hits every mode alike:
@@ -6,7 +7,7 @@ in rotating order so a change in the machine's load hits every mode alike:
 - `capture`: `record_episode` alone (the baseline, what `cosmos-sim capture` does);
 - `augment/thread` and `augment/process`: the same capture with `capture_augmented`, which
   writes RUN/augmented/ while the simulator runs, the Augmenter's worker a thread or a
-  process (`cosmos-sim capture --augment` uses the process).
+  process (`cosmos-sim capture --augment` uses the thread).
 
 Wall time runs from the first tick to the last augmented frame on disk (the episode and
 the augmented folder both complete). The goal of the issue is augment wall ≤ 1.25× the
@@ -16,6 +17,21 @@ development machine is shared. The appearance backend is classical appearance
 randomisation, not Cosmos.
 
     python benchmarks/augment.py [--seconds 4] [--rounds 2] [--json out.json]
+
+GPU mode (`--cosmos3 --device cuda`): the `cosmos3` backend (diffusers'
+Cosmos3OmniModularPipeline, built by `cosmos3_transfer_gpu.build_cosmos3` from the public
+Cosmos3-Nano architecture with random bf16 weights, the guardrail off because these are
+not Cosmos weights) in an Augmenter session: synthetic 1280×704 camera frames (a moving
+box: rgb, depth, ids) are submitted at the simulator's 16 fps, the Augmenter computes edge,
+depth and seg per chunk and the session generates chunk by chunk (the first pipeline call
+after `--chunk` frames, then every chunk − 1, chained on the last decoded frame). Reported:
+output frames/s and lag (submit to frame out) with `--steps` denoising steps as measured,
+and per chunk the same EXTRAPOLATED to 35 steps (rest of the call + 35 × the measured step
+time, from a transformer forward hook). Needs torch + CUDA, diffusers 0.42.1, tokenizers,
+transformers, opencv-python-headless (no pybullet in this mode).
+
+    python benchmarks/augment.py --cosmos3 --device cuda --json augment_gpu.json
+    python benchmarks/augment.py --cosmos3 --device cpu --tiny       # smoke test
 """
 
 from __future__ import annotations
@@ -30,11 +46,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cosmos_sim.augment.capture import capture_augmented
-from cosmos_sim.bridges.pybullet import make_scene, record_episode
-
 
 def run_once(mode: str, folder: Path, args: argparse.Namespace) -> dict:
+    from cosmos_sim.augment.capture import capture_augmented
+    from cosmos_sim.bridges.pybullet import make_scene, record_episode
+
     scene = make_scene("tabletop", seed=0, width=args.width, height=args.height)
     out = folder / mode.replace("/", "-")
     try:
@@ -63,6 +79,123 @@ def run_once(mode: str, folder: Path, args: argparse.Namespace) -> dict:
     return row
 
 
+def synthetic_ticks(n: int, width: int, height: int, fps: float):
+    """SensorFrames of a camera watching a box slide over a floor (exact ids and depth)."""
+    from cosmos_sim.types import CameraSpec, SensorFrame
+
+    cam = CameraSpec("front", width, height, fov_deg=60.0)
+    rows = np.arange(height, dtype=np.float32)[:, None]
+    floor = rows > 0.4 * height
+    base_depth = np.where(floor, 1.5 * height / np.maximum(rows - 0.4 * height, 1), 50.0)
+    for tick in range(n):
+        ids = np.broadcast_to(floor, (height, width)).astype(np.int32)
+        depth = np.broadcast_to(np.minimum(base_depth, 50.0), (height, width)).astype(np.float32)
+        rgb = np.where(ids[..., None] == 1, 110, 190).astype(np.uint8).repeat(3, axis=2)
+        x0 = int(0.1 * width + tick * width / (4 * fps)) % (width - width // 5)
+        box = (slice(height // 2, height // 2 + height // 4), slice(x0, x0 + width // 5))
+        ids[box], depth[box], rgb[box] = 7, 4.0, (200, 60, 40)
+        yield [SensorFrame("front", tick, tick / fps, np.eye(4), camera=cam, rgb=rgb,
+                           depth_m=depth, instance_id=ids)]  # fmt: skip
+
+
+class TimedCalls:
+    """The pipeline, with the wall time of each call (GPU-synchronised) kept in `seconds`."""
+
+    def __init__(self, pipe, device) -> None:
+        self.pipe, self.device, self.seconds = pipe, device, []
+
+    def __call__(self, *args, **kwargs):
+        import torch
+
+        start = time.perf_counter()
+        out = self.pipe(*args, **kwargs)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        self.seconds.append(time.perf_counter() - start)
+        return out
+
+    def __getattr__(self, name: str):
+        return getattr(self.pipe, name)
+
+
+def cosmos3_session(args: argparse.Namespace) -> dict:
+    """A Cosmos 3 session in an Augmenter, random full-size weights (see the module doc)."""
+    import sys
+
+    import torch
+
+    from cosmos_sim.augment import Augmenter
+    from cosmos_sim.transfer import cosmos3
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import cosmos3_transfer_gpu as c3
+
+    device = torch.device(args.device)
+    width, height = (96, 54) if args.tiny else (1280, 704)
+    chunk = 5 if args.tiny else args.chunk
+    t0 = time.perf_counter()
+    pipe = c3.build_cosmos3(device, args.tiny)
+    build_s = time.perf_counter() - t0
+    timer = c3.PassTimer(pipe.transformer, device)
+    real_load = cosmos3.load_pipeline
+    cosmos3.load_pipeline = lambda *_, **__: pipe  # the built pipeline, not a folder
+    try:
+        backend = cosmos3.Cosmos3Backend(
+            "random full-size Cosmos3-Nano (benchmark)", controls=["edge", "depth", "seg"],
+            resolution=256 if args.tiny else 720, device=args.device,
+            dtype="float32" if args.tiny else "bfloat16", num_inference_steps=args.steps,
+            num_video_frames_per_chunk=chunk, num_conditional_frames=1,
+        )  # fmt: skip
+    finally:
+        cosmos3.load_pipeline = real_load
+    ticks = chunk + (chunk - 1) * (args.chunks - 1)  # exactly `chunks` pipeline calls
+    timer.times.clear()
+    backend.pipe = TimedCalls(backend.pipe, device)
+    calls = backend.pipe.seconds
+    augmenter = Augmenter(
+        backend, prompt="a sunny street", chunk_frames=chunk, resolution="bucket",
+        controls=("edge", "depth", "seg"), overflow="block", max_chunks_queued=1,
+    )  # fmt: skip
+    start = time.perf_counter()
+    with augmenter:
+        for frames in synthetic_ticks(ticks, width, height, 16.0):
+            augmenter.submit(frames)
+            time.sleep(1 / 16)  # the simulator's pace
+        stats = augmenter.close().as_dict()
+        out = augmenter.poll()
+    wall = time.perf_counter() - start
+    passes = len(timer.times)
+    step_s = sum(timer.times) / max(1, args.steps * len(calls))
+    rest_s = [c - sum(timer.times) / len(calls) for c in calls]
+    per_chunk_35 = float(np.mean(rest_s)) + 35 * step_s
+    return {
+        "gpu": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+        "architecture": "tiny (smoke test)" if args.tiny else "Cosmos3-Nano + Wan2.2 VAE",
+        "camera": [width, height],
+        "controls": ["edge", "depth", "seg"],
+        "build_s": build_s,
+        "ticks": ticks,
+        "frames_out": len(out),
+        "chunk_frames": chunk,
+        "pipeline_calls_s": calls,
+        "measured_steps": args.steps,
+        "transformer_passes": passes,
+        "step_s": step_s,
+        "measured": {
+            "frames_per_s": len(out) / wall,
+            "lag_s_mean": stats["lag_s_mean"],
+            "lag_s_max": stats["lag_s_max"],
+            "wall_s": wall,
+        },  # fmt: skip
+        "extrapolated_35_steps": {
+            "chunk_s": per_chunk_35,
+            "frames_per_s_steady": (chunk - 1) / per_chunk_35,
+            "first_frame_lag_s": chunk / 16.0 + per_chunk_35,
+            "note": "EXTRAPOLATED: mean rest of a call + 35 x measured step time",
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="simulated seconds per run")
@@ -73,7 +206,19 @@ def main() -> None:
     parser.add_argument("--overflow", default="block", choices=["block", "skip"])
     parser.add_argument("--modes", default="capture,augment/thread,augment/process")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--cosmos3", action="store_true", help="GPU mode (module doc)")
+    parser.add_argument("--device", default="cuda", help="--cosmos3: torch device")
+    parser.add_argument("--steps", type=int, default=2, help="--cosmos3: denoising steps")
+    parser.add_argument("--chunk", type=int, default=29, help="--cosmos3: frames per chunk")
+    parser.add_argument("--chunks", type=int, default=2, help="--cosmos3: pipeline calls")
+    parser.add_argument("--tiny", action="store_true", help="--cosmos3: toy sizes (CPU)")
     args = parser.parse_args()
+    if args.cosmos3:
+        result = cosmos3_session(args)
+        print(json.dumps(result, indent=2))
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2))
+        return
     modes = args.modes.split(",")
     rows = []
     load_before = os.getloadavg()

@@ -192,21 +192,24 @@ def gpu_mode(args: argparse.Namespace) -> dict:
     gpus = torch.cuda.device_count() if args.device == "cuda" else 0
     workers = max(gpus, 1) if args.device == "cuda" else args.cpu_workers
     chunks = list(range(args.chunks_per_gpu * workers))
+    loop_chunk_ids = chunks[: args.loop_chunks or args.chunks_per_gpu]
     result: dict = {
         "device": torch.cuda.get_device_name() if gpus else "cpu",
         "gpus": gpus,
         "torch": torch.__version__,
         "model": "tiny" if args.tiny else "Cosmos-Transfer2.5-2B architecture, random bf16",
         "chunks": len(chunks),
+        "loop_chunks": len(loop_chunk_ids),
         "steps_per_chunk": args.steps,
     }
 
-    # Baseline: a plain loop in this process, one model on one GPU, over the same chunks.
+    # Baseline: a plain loop in this process, one model on one GPU, over the same chunks (with
+    # several GPUs, over one GPU's share of them by default, so the run stays short).
     started = time.perf_counter()
     model = ChunkDenoiser(args.device, args.tiny, args.steps)
     load_s = time.perf_counter() - started
     started = time.perf_counter()
-    loop_chunks = [model(i) for i in chunks]
+    loop_chunks = [model(i) for i in loop_chunk_ids]
     loop_s = time.perf_counter() - started
     result["plain_loop"] = {
         "load_s": load_s,
@@ -225,9 +228,9 @@ def gpu_mode(args: argparse.Namespace) -> dict:
 
     from cosmos_sim.batch.workers import ResidentWorkers
 
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        [str(BENCH), str(ROOT), os.environ.get("PYTHONPATH", "")]
-    )
+    # Ray workers import cosmos_transfer_gpu (the model configs) from here; cosmos_sim comes
+    # from wherever this process found it (an install, or gpu_session.sh's layout).
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(BENCH), os.environ.get("PYTHONPATH", "")])
     started = time.perf_counter()
     ray.init(num_gpus=gpus, include_dashboard=False, log_to_driver=False,
              object_store_memory=2**28)  # fmt: skip
@@ -268,16 +271,18 @@ def gpu_mode(args: argparse.Namespace) -> dict:
         ],  # fmt: skip
         "chunk_s": [c["seconds"] for c in ray_chunks],
     }
-    loop_rate = len(chunks) * 3600 / loop_s
+    loop_rate = len(loop_chunk_ids) * 3600 / loop_s
     ray_rate = len(chunks) * 3600 / wall_s
-    step_s = sum(result["plain_loop"]["chunk_s"]) / len(chunks) / args.steps
+    step_s = sum(result["plain_loop"]["chunk_s"]) / len(loop_chunk_ids) / args.steps
     result["summary"] = {
         "loop_chunks_per_hour": loop_rate,
         "ray_chunks_per_hour": ray_rate,
         "ray_vs_loop": ray_rate / loop_rate,
         "scaling_efficiency": ray_rate / (loop_rate * workers),
-        "dispatch_overhead_s_per_chunk": (wall_s * workers - sum(result["ray"]["chunk_s"]))
-        / len(chunks),
+        "mean_chunk_s_loop": sum(result["plain_loop"]["chunk_s"]) / len(loop_chunk_ids),
+        "mean_chunk_s_ray": sum(result["ray"]["chunk_s"]) / len(chunks),
+        # actor time not spent in a chunk: dispatch, queue and end-of-run imbalance
+        "idle_s_per_chunk": (wall_s * workers - sum(result["ray"]["chunk_s"])) / len(chunks),
         "mean_step_s": step_s,
         "projected_35_step_chunk_s": step_s * FULL_STEPS,
         "projected_35_step_chunks_per_hour": workers * 3600 / (step_s * FULL_STEPS),
@@ -295,6 +300,7 @@ def main() -> None:
     parser.add_argument("--tiny", action="store_true", help="gpu mode: tiny model (smoke test)")
     parser.add_argument("--steps", type=int, default=1, help="gpu mode: denoising steps a chunk")
     parser.add_argument("--chunks-per-gpu", type=int, default=3, help="gpu mode")
+    parser.add_argument("--loop-chunks", type=int, help="gpu mode [default: chunks per GPU]")
     parser.add_argument("--cpu-workers", type=int, default=2, help="gpu mode with --device cpu")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()

@@ -1,26 +1,33 @@
 """Cosmos 3 transfer at full size on one GPU: one control vs every control at once, against
 Transfer 2.5 doing the same controls one controlnet at a time (random bf16 weights).
 
-What runs. diffusers' real `Cosmos3OmniModularPipeline` (the pipeline our `cosmos3` backend
-drives) built from the public nvidia/Cosmos3-Nano `transformer/config.json` architecture
-(36 layers, hidden 4096, two MoT towers) and the Wan 2.2 VAE (z=48, 16x spatial), random bf16
-weights, called as the backend calls it for one chunk: 93 frames at the tier-720 16:9 canvas
-(1280x720), fps 16, guidance 3.0 and control_guidance 1.5 (three transformer passes per
-step), `--steps` denoising steps. A transformer forward hook times each pass, so the report
-splits a call into denoising steps and the rest (control and target VAE encodes, decode,
-tokenising); the 35-step chunk figure is EXTRAPOLATED: rest + 35 x measured step time.
+What runs: the `cosmos3` backend's own path (`Cosmos3Backend` session -> diffusers' real
+`Cosmos3OmniModularPipeline`) with the public nvidia/Cosmos3-Nano `transformer/config.json`
+architecture (36 layers, hidden 4096, two MoT towers, ~16 B parameters) and the Wan 2.2 VAE
+(z=48, 16x spatial), random bf16 weights built in this process, for one chunk: 93 frames at
+1280x720 (tier 720, 16:9), 16 fps, guidance 3.0 and control_guidance 1.5 (three transformer
+passes per step), `--steps` denoising steps. A transformer forward hook times each pass, so a
+chunk splits into measured denoising steps and the rest (uint8 -> [-1, 1] conversion, the
+control and target VAE encodes, the decode, tokenising). Per chunk at 35 steps is
+EXTRAPOLATED: the measured rest + 35 x the last measured step. A small warm-up chunk at 256p
+runs first.
 
-Baseline, same run: `cosmos_transfer_gpu.py` (Transfer 2.5 2B transformer + one controlnet,
-CFG, Wan 2.1 VAE encode + decode of one chunk at 1280x704, 93 frames); N controls in
-Transfer 2.5 are N such pipelines, one controlnet each, so N x one measured chunk (labelled).
+Baseline, same run: Transfer 2.5's denoiser at nvidia/Cosmos-Transfer2.5-2B size
+(`cosmos_transfer_gpu.py`'s configs and raw step: controlnet + transformer, twice for CFG, on
+one 93-frame 1280x704 chunk) and its Wan 2.1 VAE encoding the control and decoding the output.
+Transfer 2.5 runs one controlnet per pipeline, so N controls are N such chunks: N x (35 x the
+measured step + VAE), EXTRAPOLATED and labelled. It leaves out the Transfer 2.5 text encoder
+and pipeline overhead, so the speed-up it gives Cosmos 3 is a lower bound.
 
-Not measured: the guardrail (random weights are not Cosmos weights, so the pipeline's checker
-is switched off here; our backend never does that with Cosmos weights), prompt upsampling.
-A small warm-up call at 256p loads kernels first; the first timed step may still include
-some autotuning (reported per step).
+Not measured: the guardrail. Random weights cannot be Cosmos weights, so the backend accepts
+a pass-through checker for them (`Cosmos3Backend.from_pipeline`); the real CosmosSafetyChecker
+downloads its own models and cannot run offline. Peak GPU memory is per run.
 
     python benchmarks/cosmos3_transfer_gpu.py --device cuda --json cosmos3_gpu.json
     python benchmarks/cosmos3_transfer_gpu.py --device cpu --tiny     # smoke test
+
+Needs diffusers 0.42.1, transformers, tokenizers, OpenCV, gymnasium, torchvision (real, for
+the Transfer 2.5 baseline) and cosmos-sim (`pip install --no-deps -e .`).
 """
 
 from __future__ import annotations
@@ -97,8 +104,9 @@ TINY_VAE = {
     "num_res_blocks": 1,
     "temperal_downsample": [False, True, True],
 }
-HINT_SETS = {"one control (edge)": ["edge"], "four controls": ["edge", "blur", "depth", "seg"]}
-"""Transfer 2.5 has edge, blur (vis), depth and seg: the controls both generations take."""
+CONTROL_SETS = {"one control (edge)": ["edge"], "four controls": ["edge", "vis", "depth", "seg"]}
+"""Our control names (vis = Cosmos' blur): the four controls both generations take."""
+PROMPT = "A rainy city street at dusk, wet asphalt reflecting headlights, filmed from a car."
 CHAT = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -147,8 +155,6 @@ def build_cosmos3(device: torch.device, tiny: bool):
         text_tokenizer=offline_tokenizer(),
         scheduler=UniPCMultistepScheduler(flow_shift=10.0),
     )
-    pipe.disable_safety_checker()  # random weights, not Cosmos weights (see the module doc)
-    pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
@@ -173,49 +179,56 @@ class PassTimer:
         self.times.append(time.perf_counter() - self._t0)
 
 
-def time_chunk(pipe, timer, hints, *, frames, height, width, steps, device) -> dict:
-    """One chunk as the cosmos3 backend calls it; per-step and per-pass times."""
+class RandomWeightsChecker:
+    """Stands in for CosmosSafetyChecker on random weights (it cannot be built offline)."""
+
+    def to(self, *_, **__):
+        return self
+
+    def check_text_safety(self, prompt: str) -> bool:
+        return True
+
+    def check_video_safety(self, frames):
+        return frames
+
+
+def time_chunk(backend, timer, controls, *, frames, width, height, device) -> dict:
+    """One chunk through a backend session (as in the loop); per-step and per-pass times."""
+    from cosmos_sim.transfer.base import SessionOptions
+
     rng = np.random.default_rng(0)
-    controls = {h: rng.random((frames, height, width, 3), dtype=np.float32) for h in hints}
+    videos = {c: rng.integers(0, 256, (frames, height, width, 3), np.uint8) for c in controls}
+    session = backend.start(SessionOptions("bench", width, height, PROMPT, 0, 16.0), controls)
     timer.times.clear()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         torch.cuda.synchronize()
     t0 = time.perf_counter()
-    pipe(
-        prompt="w1 w2 w3 w4 w5 w6 w7 w8",
-        control_videos=controls,
-        height=height,
-        width=width,
-        num_frames=frames,
-        num_video_frames_per_chunk=frames,
-        num_conditional_frames=1,
-        fps=16.0,
-        num_inference_steps=steps,
-        guidance_scale=3.0,
-        control_guidance=1.5,
-        generator=torch.Generator("cpu").manual_seed(0),
-        output_type="np",
-    )
+    session.push_frames(np.arange(frames), videos)  # a whole chunk: it runs now
+    out = session.pull(wait=True)
     if device.type == "cuda":
         torch.cuda.synchronize()
     total = time.perf_counter() - t0
+    session.close()
+    steps = backend.steps
     passes = len(timer.times) // steps
     step_s = [sum(timer.times[i * passes : (i + 1) * passes]) for i in range(steps)]
     rest = total - sum(timer.times)
+    pipe = backend.pipe
     return {
-        "hints": list(hints),
+        "controls": list(controls),
         "frames": frames,
-        "height": height,
+        "frames_returned": len(out),
         "width": width,
+        "height": height,
         "video_tokens_per_stream": _tokens(pipe, frames, height, width),
-        "streams": len(hints) + 1,
+        "streams": len(controls) + 1,
         "transformer_passes_per_step": passes,
         "measured_steps": steps,
         "step_s": step_s,
-        "pass_s": timer.times,
-        "rest_of_call_s": rest,
-        "call_s": total,
+        "pass_s": timer.times[:],
+        "rest_of_chunk_s": rest,
+        "chunk_s": total,
         "extrapolated_35_step_chunk_s": rest + 35 * step_s[-1],
         "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30
         if device.type == "cuda"
@@ -230,30 +243,30 @@ def _tokens(pipe, frames: int, height: int, width: int) -> int:
 
 
 def main(args: argparse.Namespace) -> dict:
+    from cosmos_sim.transfer.cosmos3 import Cosmos3Backend
+
     device = torch.device(args.device)
-    frames, height, width = (9, 32, 48) if args.tiny else (args.frames, args.height, args.width)
+    frames, width, height = (9, 320, 192) if args.tiny else (args.frames, args.width, args.height)
     t0 = time.perf_counter()
     pipe = build_cosmos3(device, args.tiny)
     build_s = time.perf_counter() - t0
-    timer = PassTimer(pipe.transformer, device)
     params = sum(p.numel() for p in pipe.transformer.parameters())
-    warm = (5, 32, 48) if args.tiny else (5, 256, 448)
-    time_chunk(pipe, timer, ["edge", "blur"], frames=warm[0], height=warm[1], width=warm[2],
-               steps=1, device=device)  # fmt: skip
+    settings = {"device": args.device, "dtype": "float32" if args.tiny else "bfloat16",
+                "num_inference_steps": args.steps, "num_video_frames_per_chunk": frames,
+                "resolution": 256 if args.tiny else 720}  # fmt: skip
+    warm = Cosmos3Backend.from_pipeline(
+        pipe, safety_checker=RandomWeightsChecker(), **{**settings, "num_inference_steps": 1,
+        "num_video_frames_per_chunk": 5, "resolution": 256})  # fmt: skip
+    timer = PassTimer(pipe.transformer, device)
+    time_chunk(warm, timer, ["edge", "vis"], frames=5, width=320, height=192, device=device)
+    backend = Cosmos3Backend.from_pipeline(pipe, safety_checker=RandomWeightsChecker(), **settings)
     cosmos3 = {
         name: time_chunk(
-            pipe,
-            timer,
-            hints,
-            frames=frames,
-            height=height,
-            width=width,
-            steps=args.steps,
-            device=device,
+            backend, timer, controls, frames=frames, width=width, height=height, device=device
         )  # fmt: skip
-        for name, hints in HINT_SETS.items()
+        for name, controls in CONTROL_SETS.items()
     }
-    del pipe, timer
+    del pipe, warm, backend, timer
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -267,10 +280,10 @@ def main(args: argparse.Namespace) -> dict:
     }
     if not args.no_baseline:
         result["transfer25"] = transfer25_baseline(args, device)
-        one = result["transfer25"]["one_controlnet_chunk_s"]
+        one = result["transfer25"]["extrapolated_one_controlnet_chunk_s"]
         for run in cosmos3.values():
-            n = len(run["hints"])
-            run["transfer25_same_controls_s (N x one measured controlnet chunk)"] = n * one
+            n = len(run["controls"])
+            run["transfer25_same_controls_extrapolated_s"] = n * one
             run["speedup_vs_transfer25"] = n * one / run["extrapolated_35_step_chunk_s"]
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
@@ -278,28 +291,49 @@ def main(args: argparse.Namespace) -> dict:
 
 
 def transfer25_baseline(args: argparse.Namespace, device: torch.device) -> dict:
-    """Transfer 2.5 (2B + one controlnet, CFG) for one chunk, from cosmos_transfer_gpu.py."""
+    """Transfer 2.5 (2B + one controlnet, CFG) raw denoiser step and VAE for one chunk."""
     sys.path.insert(0, str(Path(__file__).parent))
     import cosmos_transfer_gpu as t25
 
-    cfg = t25.Config(device=str(device), steps=args.steps, vae=not args.tiny, frames=args.frames)
+    cfg = t25.Config(device=str(device), tiny=args.tiny, width=1280, height=704)
     if args.tiny:
-        cfg.frames, cfg.height, cfg.width = 9, 32, 48
-        t25.TRANSFORMER_2B.update(num_layers=1)
-        t25.CONTROLNET_2B.update(n_controlnet_blocks=1)
-    run = t25.main(cfg)
-    chunk = run.get("projected_chunk_s", run["projected_chunk_denoise_s"])
+        cfg.width, cfg.height = 64, 32
+    dtype = torch.float32 if args.tiny else torch.bfloat16
+    t0 = time.perf_counter()
+    pipe = t25.build_pipeline(cfg, device, dtype)
+    build_s = time.perf_counter() - t0
+    warmup_s = t25.raw_denoiser_step(pipe, cfg, device, dtype)
+    step_s = [t25.raw_denoiser_step(pipe, cfg, device, dtype) for _ in range(args.steps)]
+    frames = t25.chunk_frames(cfg)
+    video = torch.rand(1, 3, frames, cfg.height, cfg.width, device=device, dtype=dtype) * 2 - 1
+    with torch.no_grad():
+        encode_s, latents = _timed(lambda: pipe.vae.encode(video).latent_dist.mode(), device)
+        decode_s, _ = _timed(lambda: pipe.vae.decode(latents), device)
     return {
-        "mean_step_s": run["mean_step_s"],
-        "warmup_step_s": run["warmup_step_s"],
-        "vae_encode_s": run.get("vae_encode_s"),
-        "vae_decode_s": run.get("vae_decode_s"),
-        "one_controlnet_chunk_s": chunk,
-        "note": "35-step chunk EXTRAPOLATED from measured steps, plus one VAE encode and decode",
-        "frames": cfg.frames,
+        "frames": frames,
         "size": [cfg.width, cfg.height],
-        "peak_gpu_gib": run["peak_gpu_gib"],
+        "build_s": build_s,
+        "warmup_step_s": warmup_s,
+        "step_s": step_s,
+        "vae_encode_s": encode_s,
+        "vae_decode_s": decode_s,
+        "extrapolated_one_controlnet_chunk_s": 35 * step_s[-1] + encode_s + decode_s,
+        "note": "35 x measured raw denoiser step (controlnet + transformer, CFG) + one VAE "
+        "encode and decode; no text encoder or pipeline overhead (a lower bound)",
+        "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30
+        if device.type == "cuda"
+        else None,
     }
+
+
+def _timed(fn, device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0, out
 
 
 if __name__ == "__main__":
@@ -320,5 +354,9 @@ if __name__ == "__main__":
             f"{run['extrapolated_35_step_chunk_s']:.0f} s per 35-step chunk (extrapolated)"
         )
         if "speedup_vs_transfer25" in run:
-            line += f"; Transfer 2.5 one controlnet at a time: {run['speedup_vs_transfer25']:.2f}x"
+            line += (
+                f"; Transfer 2.5, one controlnet at a time: "
+                f"{run['transfer25_same_controls_extrapolated_s']:.0f} s (extrapolated), "
+                f"{run['speedup_vs_transfer25']:.2f}x"
+            )
         print(line)

@@ -1,88 +1,138 @@
-"""HD-map control frames/s at 1280×704 on a real OpenDRIVE map, on this CPU.
+"""HD-map (wsm) control frames/s at 1280×704: the CPU renderer and the device kernel, one map.
 
-Baseline measured in the same run: the naive renderer most people write first (transform
-and project each segment on its own, drop segments with an end behind the camera, one
-`cv2.line` per segment). Ours clips to the near/far planes, culls and projects every
-segment at once, and draws one `cv2.polylines` per colour level.
+Baseline measured in the same run: the CPU reference (`controls.hdmap.render_hdmap_clip`,
+numpy + OpenCV, one frame at a time). Candidate: `kernels.hdmap.hdmap_control` on `--device`
+(Triton on CUDA, else its torch path), CLIP_BATCH frames per call, timed with the device
+synchronised; its agreement with the reference is printed next to its speed.
 
-    python benchmarks/hdmap.py [--xodr MAP.xodr] [--frames 93]
+The map comes from an OpenDRIVE file (needs the `carla` extra) or from a scene JSON written
+here with `--save-scene` (map geometry + camera poses; the GPU machine has no carla):
+
+    python benchmarks/hdmap.py --save-scene /tmp/hdmap_scene.json          # CPU machine
+    python benchmarks/hdmap.py --scene /tmp/hdmap_scene.json --device cuda --json out.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
+import torch
 
-from cosmos_sim.bridges.carla_rig import default_rig
-from cosmos_sim.controls.hdmap import compile_scene, render_hdmap
-from cosmos_sim.controls.opendrive import default_trajectory, load_opendrive, map_geometry
+from cosmos_sim.controls.hdmap import MapGeometry, compile_scene, render_hdmap_clip
+from cosmos_sim.kernels.hdmap import hdmap_control
 
 ROOT = Path(__file__).resolve().parents[1]
-CANDIDATES = [
-    ROOT / "tests" / "data" / "opendrive" / "e6mini.xodr",
-    ROOT / "tests" / "data" / "two_way_street.xodr",
-]
+DEFAULT_XODR = ROOT / "tests" / "data" / "opendrive" / "e6mini.xodr"
+HEIGHT, WIDTH = 704, 1280
+BATCH = 16
 
 
-def naive_render(scene, K, cam_to_world, width, height, near_m=0.3, fade_m=200.0):
-    world_to_cam = np.linalg.inv(cam_to_world)
-    image = np.zeros((height, width, 3), np.uint8)
-    for a, b, color, w in zip(
-        scene.seg_a, scene.seg_b, scene.seg_color, scene.seg_width, strict=True
-    ):
-        pa = world_to_cam[:3, :3] @ a + world_to_cam[:3, 3]
-        pb = world_to_cam[:3, :3] @ b + world_to_cam[:3, 3]
-        if pa[2] < near_m or pb[2] < near_m:
-            continue
-        fade = max(0.0, 1.0 - 0.5 * (pa[2] + pb[2]) / fade_m)
-        ua, ub = (K @ pa)[:2] / pa[2], (K @ pb)[:2] / pb[2]
-        cv2.line(
-            image,
-            (int(ua[0]), int(ua[1])),
-            (int(ub[0]), int(ub[1])),
-            tuple(float(c) * fade for c in color),
-            int(w),
-            cv2.LINE_AA,
-        )
-    return image
+def front_camera() -> tuple[np.ndarray, np.ndarray]:
+    """K of a 90° camera at 1280×704 and its camera-to-body pose (1.5 m ahead, 1.7 m up)."""
+    f = WIDTH / 2 / np.tan(np.radians(45))
+    K = np.array([[f, 0, (WIDTH - 1) / 2], [0, f, (HEIGHT - 1) / 2], [0, 0, 1.0]])
+    cam_to_body = np.eye(4)
+    cam_to_body[:3, :3] = [[0, 0, 1], [-1, 0, 0], [0, -1, 0]]
+    cam_to_body[:3, 3] = [1.5, 0.0, 1.7]
+    return K, cam_to_body
+
+
+def load_scene(args: argparse.Namespace) -> tuple[MapGeometry, list[np.ndarray], str]:
+    if args.scene is not None:
+        data = json.loads(args.scene.read_text())
+        poses = [np.asarray(p, float) for p in data["cam_to_world"]][: args.frames]
+        return MapGeometry.from_json(data["geometry"]), poses, data["map"]
+    from cosmos_sim.bridges.opendrive import compile_map
+
+    compiled = compile_map(args.xodr, frames=args.frames, fps=16.0)
+    _, cam_to_body = front_camera()
+    return compiled.geometry, [p @ cam_to_body for p in compiled.poses], args.xodr.name
+
+
+def agreement(reference: np.ndarray, candidate: np.ndarray, tolerance: int = 32) -> float:
+    """Share of pixels where the candidate is within `tolerance` of the reference."""
+    return float(
+        (np.abs(reference.astype(int) - candidate.astype(int)).max(-1) <= tolerance).mean()
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--xodr", type=Path, default=next(p for p in CANDIDATES if p.is_file()))
-    parser.add_argument("--frames", type=int, default=93)
+    parser.add_argument("--xodr", type=Path, default=DEFAULT_XODR)
+    parser.add_argument("--scene", type=Path, help="scene JSON from --save-scene (no carla)")
+    parser.add_argument("--save-scene", type=Path, help="write the scene JSON and exit")
+    parser.add_argument("--frames", type=int, default=48)
+    parser.add_argument("--device", default="cpu", help="device of the kernel: cpu, cuda")
+    parser.add_argument(
+        "--kernel-frames",
+        type=int,
+        help="frames for the kernel (default: all; its CPU torch "
+        "path is a fallback, seconds per 1280×704 frame)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
-    t0 = time.perf_counter()
-    carla_map = load_opendrive(args.xodr)
-    scene = compile_scene(map_geometry(carla_map))
-    load_s = time.perf_counter() - t0
-    cam = default_rig().cameras[0]
-    poses = [p @ cam.cam_to_body for p in default_trajectory(carla_map, args.frames, 16.0).poses]
+    geometry, poses, source = load_scene(args)
+    if args.save_scene is not None:
+        args.save_scene.write_text(json.dumps({
+            "map": source,
+            "geometry": geometry.to_json(),
+            "cam_to_world": [np.round(p, 6).tolist() for p in poses],
+        }))  # fmt: skip
+        print(f"wrote {args.save_scene} ({len(poses)} poses)")
+        return
+    K, _ = front_camera()
+    scene = compile_scene(geometry)
 
-    def timed(render) -> float:
-        render(poses[0])  # warm-up
-        start = time.perf_counter()
-        for pose in poses:
-            render(pose)
-        return len(poses) / (time.perf_counter() - start)
+    render_hdmap_clip(scene, [K], poses[:1], HEIGHT, WIDTH)  # warm-up
+    start = time.perf_counter()
+    reference = render_hdmap_clip(scene, [K] * len(poses), poses, HEIGHT, WIDTH)
+    cpu_s = time.perf_counter() - start
 
-    ours = timed(lambda p: render_hdmap(scene, cam.K, p, cam.width, cam.height))
-    ours_8 = timed(lambda p: render_hdmap(scene, cam.K, p, cam.width, cam.height, antialias=False))
-    naive = timed(lambda p: naive_render(scene, cam.K, p, cam.width, cam.height))
-    print(f"map {args.xodr.name}: {len(scene.seg_a)} segments, load + compile {load_s:.2f} s")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
-    print(f"{'renderer':<44}{'frames/s':>10}")
-    print(f"{'ours (vectorised clip + polylines, AA)':<44}{ours:>10.1f}")
-    print(f"{'ours (vectorised clip + polylines, LINE_8)':<44}{ours_8:>10.1f}")
-    print(f"{'baseline: per-segment project + cv2.line':<44}{naive:>10.1f}")
-    print(f"speed-up over the baseline: {ours / naive:.1f}×")
+    device = torch.device(args.device)
+    count = len(poses) if args.kernel_frames is None else min(args.kernel_frames, len(poses))
+    Ks = torch.as_tensor(np.stack([K] * count), device=device)
+    cams = torch.as_tensor(np.stack(poses[:count]), device=device)
+
+    def run_kernel() -> np.ndarray:
+        out = [
+            hdmap_control(scene, Ks[i : i + BATCH], cams[i : i + BATCH], HEIGHT, WIDTH).cpu()
+            for i in range(0, count, BATCH)
+        ]
+        return torch.cat(out).numpy()
+
+    hdmap_control(scene, Ks[:1], cams[:1], HEIGHT, WIDTH)  # warm-up (Triton compiles here)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    candidate = run_kernel()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    kernel_s = time.perf_counter() - start
+
+    results = {
+        "map": source,
+        "segments": int(len(scene.seg_a)),
+        "frames": len(poses),
+        "size": [HEIGHT, WIDTH],
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "cpu_reference_fps": len(poses) / cpu_s,
+        "kernel_frames": count,
+        "kernel_fps": count / kernel_s,
+        "kernel_speedup": (count / kernel_s) / (len(poses) / cpu_s),
+        "kernel_agreement": agreement(reference[:count], candidate),
+        "lit_share": float((reference.max(-1) > 0).mean()),
+    }
+    print(json.dumps(results, indent=2))
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import zmq
@@ -96,8 +97,10 @@ def start(target, *args) -> tuple[mp.Process, str]:
 # -- part 1: round trips --------------------------------------------------------------------
 
 
-def round_trips(raw_addr: str, side_addr: str, frame: np.ndarray, n: int) -> tuple:
-    """n RTTs each way, interleaved in random order so both see the same background load."""
+def round_trips(raw_addr: str, side_addr: str, frame: np.ndarray, n: int) -> dict:
+    """n RTTs per path (raw, sidecar over the socket, sidecar through shared memory),
+    interleaved in random order so all three see the same background load. Also returns
+    the client's CPU time per round trip of each path (thread CPU clock)."""
     from cosmos_sim.sidecar import Client
 
     sock = zmq.Context.instance().socket(zmq.DEALER)
@@ -110,28 +113,107 @@ def round_trips(raw_addr: str, side_addr: str, frame: np.ndarray, n: int) -> tup
         reply = sock.recv_multipart(copy=False)
         np.frombuffer(reply[1].buffer, np.uint8)
 
-    with Client(side_addr, timeout_s=30) as client:
+    with Client(side_addr, timeout_s=30) as client, Client(side_addr, timeout_s=30) as shm:
+        shm.use_shared_memory(2 * frame.nbytes + 4096)
 
         def side() -> None:
             assert client.echo(rgb=frame).arrays["rgb"].shape == frame.shape
 
-        rtts = {raw: np.empty(n), side: np.empty(n)}
+        def shared() -> None:  # the frame is copied into the region on every call
+            assert shm.echo(rgb=frame).arrays["rgb"].shape == frame.shape
+
+        paths = {"raw": raw, "side": side, "shm": shared}
+        rtts = {name: np.empty(n) for name in paths}
+        cpu = dict.fromkeys(paths, 0.0)
         order = np.random.default_rng(1)
         for i in range(-20, n):  # 20 warm-up round trips each
-            for fn in (raw, side) if order.random() < 0.5 else (side, raw):
-                t0 = time.perf_counter()
-                fn()
+            for name in order.permutation(list(paths)):
+                t0, c0 = time.perf_counter(), time.thread_time()
+                paths[name]()
                 if i >= 0:
-                    rtts[fn][i] = time.perf_counter() - t0
+                    rtts[name][i] = time.perf_counter() - t0
+                    cpu[name] += time.thread_time() - c0
     sock.close()
-    return rtts[raw], rtts[side]
+    return {"rtt": rtts, "cpu": {k: v / n for k, v in cpu.items()}}
 
 
 def rtts_over_connections(raw_addr: str, side_addr: str, frame: np.ndarray, n: int, pairs: int):
-    """`round_trips` over `pairs` fresh connection pairs: one TCP connection can sit in a
-    slower or faster state for its whole life on a busy machine, so both sides get several."""
+    """`round_trips` over `pairs` fresh connection sets: one TCP connection can sit in a
+    slower or faster state for its whole life on a busy machine, so each path gets several."""
     parts = [round_trips(raw_addr, side_addr, frame, max(5, n // pairs)) for _ in range(pairs)]
-    return np.concatenate([r for r, _ in parts]), np.concatenate([s for _, s in parts])
+    rtts = {k: np.concatenate([p["rtt"][k] for p in parts]) for k in parts[0]["rtt"]}
+    cpu = {k: float(np.mean([p["cpu"][k] for p in parts])) for k in parts[0]["cpu"]}
+    return rtts, cpu
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc, Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_per_request(raw_proc, raw_addr, side_proc, side_addr, frame, n) -> dict:
+    """Server CPU per round trip of each path, from its process's CPU clock over n round
+    trips run back to back (each path alone, so the clock counts only that path)."""
+    from cosmos_sim.sidecar import Client
+
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(raw_addr)
+    out = {}
+    with Client(side_addr) as client, Client(side_addr) as shm:
+        shm.use_shared_memory(2 * frame.nbytes + 4096)
+        for name, proc, call in (
+            ("raw", raw_proc, lambda: (sock.send_multipart([b"\x00" * 32, frame], copy=False),
+                                     sock.recv_multipart(copy=False))),
+            ("side", side_proc, lambda: client.echo(rgb=frame)),
+            ("shm", side_proc, lambda: shm.echo(rgb=frame)),
+        ):  # fmt: skip
+            for _ in range(20):
+                call()
+            c0 = process_cpu_s(proc.pid)
+            for _ in range(n):
+                call()
+            out[name] = (process_cpu_s(proc.pid) - c0) / n
+    sock.close()
+    return out
+
+
+def python_cost_us(frame: np.ndarray, repeat: int = 2000) -> dict:
+    """Per-request Python time (µs) of each protocol step of one `echo` round trip, measured
+    in-process without sockets: what the sidecar adds over raw pyzmq on each side."""
+    import timeit
+
+    from cosmos_sim.sidecar.client import _REPLY_LIMITS
+    from cosmos_sim.sidecar.methods import method_table
+    from cosmos_sim.sidecar.protocol import (
+        Limits,
+        decode_arrays,
+        decode_request,
+        encode_reply,
+        encode_request,
+        unpack_header,
+    )
+
+    limits, echo = Limits(), method_table()["echo"]
+    frames = encode_request(5, "echo", {"params": {}}, {"rgb": frame})
+    received = [zmq.Frame(bytes(memoryview(frames[0]))), zmq.Frame(frame)]
+    request = decode_request(received, limits)
+    reply = encode_reply(5, {"params": {}}, request.arrays, 1, request.origins)
+    header = unpack_header(reply[0], _REPLY_LIMITS)
+    steps = {
+        "client: encode request": lambda: encode_request(5, "echo", {"params": {}}, {"rgb": frame}),
+        "server: decode request": lambda: decode_request(received, limits),
+        "server: check params": lambda: echo.check(request.params, request.arrays),
+        "server: encode reply": lambda: encode_reply(
+            5, {"params": {}}, request.arrays, 1, request.origins
+        ),
+        "client: decode reply": lambda: decode_arrays(
+            unpack_header(reply[0], _REPLY_LIMITS)["arrays"], [received[1].buffer], _REPLY_LIMITS
+        ),
+    }
+    del header
+    return {name: timeit.timeit(fn, number=repeat) / repeat * 1e6 for name, fn in steps.items()}
 
 
 def rtt_table(cfg: Config) -> list[dict]:
@@ -144,21 +226,23 @@ def rtt_table(cfg: Config) -> list[dict]:
             h, w = SIZES[name]
             frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
             n = max(10, int(ROUND_TRIPS[name] * cfg.scale))
-            raw, side = rtts_over_connections(raw_addr, side_addr, frame, n, cfg.connections)
-            row = {
-                "size": name,
-                "mb": frame.nbytes / 1e6,
-                "n": raw.size,
-                "raw_p50": np.percentile(raw, 50) * 1e3,
-                "raw_p99": np.percentile(raw, 99) * 1e3,
-                "raw_fps": raw.size / raw.sum(),
-                "side_p50": np.percentile(side, 50) * 1e3,
-                "side_p99": np.percentile(side, 99) * 1e3,
-                "side_fps": side.size / side.sum(),
-            }
+            rtts, client_cpu = rtts_over_connections(raw_addr, side_addr, frame, n, cfg.connections)
+            row = {"size": name, "mb": frame.nbytes / 1e6, "n": rtts["raw"].size}
+            for path, values in rtts.items():
+                row[f"{path}_p50"] = np.percentile(values, 50) * 1e3
+                row[f"{path}_p99"] = np.percentile(values, 99) * 1e3
+                row[f"{path}_fps"] = values.size / values.sum()
+                row[f"{path}_client_cpu_ms"] = client_cpu[path] * 1e3
             row["fps_ratio"] = row["side_fps"] / row["raw_fps"]
             row["p99_ratio"] = row["side_p99"] / row["raw_p99"]
             row["p50_ratio"] = row["side_p50"] / row["raw_p50"]
+            row["shm_fps_ratio"] = row["shm_fps"] / row["raw_fps"]
+            row["shm_vs_side"] = row["shm_fps"] / row["side_fps"]
+            server_cpu = server_cpu_per_request(
+                raw_proc, raw_addr, side_proc, side_addr, frame, max(200, n // 2)
+            )
+            for path, seconds in server_cpu.items():
+                row[f"{path}_server_cpu_ms"] = seconds * 1e3
             rows.append(row)
             print_row(row)
     finally:
@@ -185,20 +269,56 @@ def stop_sidecar(address: str) -> None:
 
 
 HEADER = (
-    f"{'size':>10} {'MB':>6} {'n':>5} | {'raw p50':>8} {'raw p99':>8} {'raw f/s':>8} | "
-    f"{'side p50':>8} {'side p99':>8} {'side f/s':>8} | {'f/s ratio':>9} {'p50 ratio':>9} "
-    f"{'p99 ratio':>9}"
+    f"{'size':>10} {'MB':>5} {'n':>5} | {'raw p50':>7} {'p99':>6} {'f/s':>5} | "
+    f"{'side p50':>8} {'p99':>6} {'f/s':>5} | {'shm p50':>7} {'p99':>6} {'f/s':>5} | "
+    f"{'side/raw':>8} {'p99':>5} {'shm/raw':>7} {'shm/side':>8} | "
+    f"{'CPU ms/RTT client raw/side/shm':>30} | {'server raw/side/shm':>19}"
 )
 
 
 def print_row(row: dict) -> None:
+    cpu_c = "/".join(f"{row[f'{p}_client_cpu_ms']:.3f}" for p in ("raw", "side", "shm"))
+    cpu_s = "/".join(f"{row[f'{p}_server_cpu_ms']:.3f}" for p in ("raw", "side", "shm"))
     print(
-        f"{row['size']:>10} {row['mb']:>6.2f} {row['n']:>5} | {row['raw_p50']:>8.3f} "
-        f"{row['raw_p99']:>8.3f} {row['raw_fps']:>8.0f} | {row['side_p50']:>8.3f} "
-        f"{row['side_p99']:>8.3f} {row['side_fps']:>8.0f} | {row['fps_ratio']:>9.2f} "
-        f"{row['p50_ratio']:>9.2f} {row['p99_ratio']:>9.2f}",
+        f"{row['size']:>10} {row['mb']:>5.2f} {row['n']:>5} | {row['raw_p50']:>7.3f} "
+        f"{row['raw_p99']:>6.2f} {row['raw_fps']:>5.0f} | {row['side_p50']:>8.3f} "
+        f"{row['side_p99']:>6.2f} {row['side_fps']:>5.0f} | {row['shm_p50']:>7.3f} "
+        f"{row['shm_p99']:>6.2f} {row['shm_fps']:>5.0f} | {row['fps_ratio']:>8.2f} "
+        f"{row['p99_ratio']:>5.2f} {row['shm_fps_ratio']:>7.2f} {row['shm_vs_side']:>8.2f} | "
+        f"{cpu_c:>30} | {cpu_s:>19}",
         flush=True,
     )
+
+
+def print_floor(rows: list[dict]) -> None:
+    """The best f/s ratio the sidecar's per-request CPU allows at each size.
+
+    Arrays are never copied by the protocol, so what the sidecar adds per round trip does
+    not depend on the frame size: it is measured where moving the bytes costs least (the
+    smallest size run), as client + server CPU over raw, and set against each size's raw
+    round trip."""
+    small = rows[0]
+    client = small["side_client_cpu_ms"] - small["raw_client_cpu_ms"]
+    server = small["side_server_cpu_ms"] - small["raw_server_cpu_ms"]
+    print(
+        f"per-request CPU the sidecar adds (at {small['size']}): client {client:.3f} ms + "
+        f"server {server:.3f} ms"
+    )
+    for row in rows:
+        floor = row["raw_p50"] / (row["raw_p50"] + max(client + server, 0.0))
+        print(
+            f"  {row['size']}: raw p50 {row['raw_p50']:.3f} ms -> best f/s ratio this allows "
+            f"{floor:.2f} (measured {row['fps_ratio']:.2f})"
+        )
+
+
+def print_python_cost(frame_shape: tuple[int, int, int]) -> None:
+    cost = python_cost_us(np.zeros(frame_shape, np.uint8))
+    total = sum(cost.values())
+    print(f"Python per echo request at {frame_shape[1]}×{frame_shape[0]} (µs, in-process):")
+    for name, us in cost.items():
+        print(f"  {name:<24} {us:7.1f}")
+    print(f"  {'total':<24} {total:7.1f}", flush=True)
 
 
 # -- part 2: load -----------------------------------------------------------------------------
@@ -327,8 +447,10 @@ def main() -> None:
         f"pyzmq {zmq.pyzmq_version()}, {os.cpu_count()} CPUs"
     )
     if not cfg.skip_rtt:
+        print_python_cost((704, 1280, 3))
         print(HEADER)
-        rtt_table(cfg)
+        rows = rtt_table(cfg)
+        print_floor(rows)
     if cfg.load_seconds > 0 and cfg.load_clients > 0:
         load_run(cfg)
 

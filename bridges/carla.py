@@ -656,7 +656,7 @@ def _record(
         meta=meta,
     ) as writer:
         # The map travels with the episode, so its HD-map control can be rendered later
-        # (controls.opendrive.load_opendrive + DynamicState.from_tick_data) with no server.
+        # (bridges.opendrive.compile_map + DynamicState.from_tick_data) with no server.
         (writer.path / "map.xodr").write_text(world.get_map().to_opendrive())
         for index in tqdm(range(num_ticks), desc="carla capture", disable=not progress):
             frame = world.tick()

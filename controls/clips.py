@@ -70,6 +70,7 @@ from cosmos_sim.controls.spec import (
     write_spec_json,
     write_spec_jsonl,
 )
+from cosmos_sim.controls.spec_cosmos3 import write_cosmos3_specs
 from cosmos_sim.controls.table import (
     CONTROLS,
     LOSSLESS,
@@ -372,11 +373,20 @@ def _write(
         manifest["transfer25_batch"] = _rel(
             write_spec_jsonl(batch, out / "transfer25_batch.jsonl"), out
         )
+    cosmos3_batch = write_cosmos3_specs(  # <camera>/cosmos3.json + cosmos3_batch.jsonl
+        out, {n: r["videos"] for n, r in written.items()}, episode=episode.path,
+        num_frames=len(source_ticks), fps=COSMOS_FPS, sizes=plan.buckets, prompt=prompt,
+        seed=plan.settings.seed, control_weights=control_weights,
+        edge_preset=plan.settings.edge_preset, vis_preset=plan.settings.vis_preset,
+    )  # fmt: skip
+    if cosmos3_batch is not None:
+        manifest["cosmos3_batch"] = _rel(cosmos3_batch, out)
     write_json_atomic(out / "clips.json", manifest)
     return {
         "out": out,
         "cameras": written,
         "transfer25_batch": out / "transfer25_batch.jsonl" if batch else None,
+        "cosmos3_batch": cosmos3_batch,
         "manifest": out / "clips.json",
         "num_frames": len(source_ticks),
         "fps": COSMOS_FPS,
@@ -588,9 +598,9 @@ def _episode_map(episode: Episode, xodr: str | Path | None) -> Path | None:
 
 def _hdmap_scene(map_path: Path, version: str) -> HDMapScene:
     """The map compiled once for every camera and frame (parsed by CARLA's own reader)."""
-    from cosmos_sim.controls.opendrive import load_opendrive, map_geometry
+    from cosmos_sim.bridges.opendrive import compile_map
 
-    return compile_scene(map_geometry(load_opendrive(map_path)), version)
+    return compile_scene(compile_map(map_path).geometry, version)
 
 
 def _sheet_picks(num_frames: int) -> list[int]:

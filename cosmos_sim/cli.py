@@ -380,25 +380,41 @@ def hdmap(
     xodr: Annotated[Path, typer.Option(help="OpenDRIVE map (.xodr).")],
     out: Annotated[Path, typer.Option(help="New output folder (must not exist or be empty).")],
     rig: Annotated[
-        Path | None, typer.Option(help="Rig file (YAML/TOML); default: one front camera.")
+        str | None,
+        typer.Option(
+            help="Rig file (YAML/TOML), or 'nvidia' (the 7-camera AV rig); "
+            "default: one front camera."
+        ),
     ] = None,
     trajectory: Annotated[
-        Path | None, typer.Option(help="Ego trajectory JSON; default: drive the first lane.")
+        Path | None,
+        typer.Option(
+            help="Ego trajectory JSON; default: drive the first lane (stop at a dead end)."
+        ),
     ] = None,
     seconds: Annotated[
-        float | None, typer.Option(help="Clip length; default 93 frames (57 for multiview).")
+        float | None,
+        typer.Option(help="Clip length; default 93 frames (57 multiview, 101 for cosmos3)."),
     ] = None,
-    version: Annotated[str, typer.Option(help="Colours: v3 (Transfer 2.5) or v1.")] = "v3",
+    version: Annotated[
+        str, typer.Option(help="Colours: v3 (Transfer 2.5 / Cosmos 3) or v1.")
+    ] = "v3",
+    target: Annotated[
+        str, typer.Option(help="transfer25 (hdmap videos + specs) or cosmos3 (wsm videos).")
+    ] = "transfer25",
 ) -> None:
-    """Render the HD-map control video of an OpenDRIVE map, with no simulator server."""
+    """Render the HD-map (world-scenario map, `wsm`) control of an OpenDRIVE map, no server."""
     with user_errors(ValueError):
-        from cosmos_sim.controls.opendrive import write_hdmap_clip
+        from cosmos_sim.wsm import write_hdmap_clip
 
         written = write_hdmap_clip(
-            xodr, out, rig=rig, trajectory=trajectory, seconds=seconds, version=version
-        )
+            xodr, out, rig=rig, trajectory=trajectory, seconds=seconds, version=version,
+            target=target,
+        )  # fmt: skip
     typer.echo(f"{written['frames']} frames at {written['fps']:g} fps")
-    for key in ("video", "contact_sheet", "poses", "spec"):
+    if written["unknown_signals"]:
+        typer.echo(f"signal types not drawn: {', '.join(written['unknown_signals'])}", err=True)
+    for key in ("video", "contact_sheet", "poses", "spec", "manifest"):
         if key in written:
             _say(key.replace("_", " "), written[key])
 

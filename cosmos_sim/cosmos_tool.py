@@ -35,9 +35,10 @@ def find_checkout(
     path = Path(root).expanduser().resolve()
     missing = [m for m in markers if not (path / m).exists()]
     if missing:
+        url = repo if "/" in repo else f"nvidia-cosmos/{repo}"  # an owner/name is used as is
         raise FileNotFoundError(
-            f"{field} {path} is not a {repo} checkout (no {', '.join(missing)}); clone "
-            f"https://github.com/nvidia-cosmos/{repo}, follow its setup guide{setup}, then "
+            f"{field} {path} is not a {repo.split('/')[-1]} checkout (no {', '.join(missing)}); "
+            f"clone https://github.com/{url}, follow its setup guide{setup}, then "
             "pass that folder"
         )
     return path

@@ -1,6 +1,6 @@
 """Triton kernel behind `hdmap_control`: one program per 16×16 tile of one frame, walking the
-primitives binned to that tile (`tiles_of`) in drawing order: colour · cover composited over
-the pixel within a layer, the per-pixel maximum across layers."""
+primitives binned to that tile (`tiles_of`) in drawing order (far to near), compositing
+colour · cover over the pixel, as the reference's cv2 drawing does."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import torch
 import triton
 import triton.language as tl
 
+from cosmos_sim.controls.hdmap_raster import MAX_VERTS
 from cosmos_sim.kernels._triton_util import rint
-from cosmos_sim.kernels.hdmap import MAX_VERTS, tiles_of
+from cosmos_sim.kernels.hdmap import tiles_of
 
 
 @triton.jit
@@ -20,7 +21,6 @@ def _raster_kernel(
     nvert,
     reach,
     rgb,
-    layer,
     out,
     H,
     W,
@@ -39,25 +39,12 @@ def _raster_kernel(
     c = tx * TILE + tl.arange(0, TILE)[None, :]
     py = r.to(tl.float32)
     px = c.to(tl.float32)
-    acc0 = tl.zeros((TILE, TILE), tl.float32)  # the current layer, composited in order
+    acc0 = tl.zeros((TILE, TILE), tl.float32)
     acc1 = tl.zeros((TILE, TILE), tl.float32)
     acc2 = tl.zeros((TILE, TILE), tl.float32)
-    best0 = tl.zeros((TILE, TILE), tl.float32)  # the maximum over finished layers
-    best1 = tl.zeros((TILE, TILE), tl.float32)
-    best2 = tl.zeros((TILE, TILE), tl.float32)
-    current = tl.load(layer + tl.load(prim_ids + start, mask=start < end, other=0))
     k = start
     while k < end:  # a while loop: Triton's interpreter takes no loaded bounds in range()
         s = tl.load(prim_ids + k).to(tl.int64)
-        this = tl.load(layer + s)
-        new_layer = this != current
-        best0 = tl.where(new_layer, tl.maximum(best0, acc0), best0)
-        best1 = tl.where(new_layer, tl.maximum(best1, acc1), best1)
-        best2 = tl.where(new_layer, tl.maximum(best2, acc2), best2)
-        acc0 = tl.where(new_layer, 0.0, acc0)
-        acc1 = tl.where(new_layer, 0.0, acc1)
-        acc2 = tl.where(new_layer, 0.0, acc2)
-        current = this
         n = tl.load(nvert + s)
         vb = verts + s * (2 * V)
         x0 = tl.load(vb)
@@ -111,9 +98,9 @@ def _raster_kernel(
         k += 1
     inside = (r < H) & (c < W)
     px_index = (t.to(tl.int64) * H + r) * W + c
-    tl.store(out + 3 * px_index, rint(tl.maximum(best0, acc0)).to(tl.uint8), mask=inside)
-    tl.store(out + 3 * px_index + 1, rint(tl.maximum(best1, acc1)).to(tl.uint8), mask=inside)
-    tl.store(out + 3 * px_index + 2, rint(tl.maximum(best2, acc2)).to(tl.uint8), mask=inside)
+    tl.store(out + 3 * px_index, rint(acc0).to(tl.uint8), mask=inside)
+    tl.store(out + 3 * px_index + 1, rint(acc1).to(tl.uint8), mask=inside)
+    tl.store(out + 3 * px_index + 2, rint(acc2).to(tl.uint8), mask=inside)
 
 
 def raster(prims: dict[str, torch.Tensor], t: int, height: int, width: int, tile: int):
@@ -129,7 +116,6 @@ def raster(prims: dict[str, torch.Tensor], t: int, height: int, width: int, tile
         prims["nvert"],
         prims["reach"],
         prims["rgb"],
-        prims["layer"],
         out,
         height,
         width,

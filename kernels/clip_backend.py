@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from cosmos_sim.controls.hdmap import DynamicState, HDMapScene, render_hdmap_clip
+from cosmos_sim.controls.hdmap import DynamicState, HDMapScene
 from cosmos_sim.controls.lidar import (
     LIDAR_DILATE_PX,
     LIDAR_MAX_M,
@@ -26,7 +26,6 @@ from cosmos_sim.controls.lidar import (
 )
 from cosmos_sim.controls.table import CONTROLS
 from cosmos_sim.kernels._backend import resolve_device
-from cosmos_sim.kernels.hdmap import MAX_VERTS
 from cosmos_sim.types import SpecError
 
 
@@ -110,17 +109,12 @@ def clip_backend(device: str | torch.device = "cuda") -> dict[str, Callable[...,
         scene: HDMapScene,
         Ks: Sequence[np.ndarray],
         cam_to_worlds: Sequence[np.ndarray],
-        width: int,
         height: int,
+        width: int,
         dynamics: Sequence[DynamicState | None] | None = None,
         *,
         near_m: float = 0.3,
     ) -> np.ndarray:
-        if any(len(polygon) + 4 > MAX_VERTS for polygon, _, _ in scene.polygons):
-            # The kernel clips polygons of up to MAX_VERTS - 4 corners (crosswalks are 4);
-            # a map with larger ones is drawn by the reference renderer, same output.
-            return render_hdmap_clip(scene, Ks, cam_to_worlds, width, height, dynamics,
-                                     near_m=near_m)  # fmt: skip
         if dynamics is not None and len(dynamics) != len(Ks):
             raise SpecError(f"hdmap: got {len(dynamics)} dynamic states for {len(Ks)} poses")
         K = matrices(Ks, (3, 3), "hdmap: Ks")
@@ -131,7 +125,7 @@ def clip_backend(device: str | torch.device = "cuda") -> dict[str, Callable[...,
         for start in range(0, K.shape[0], CLIP_BATCH):
             part = slice(start, start + CLIP_BATCH)
             dyn = None if dynamics is None else dynamics[part]
-            frames = hdmap_control(scene, K[part], poses[part], width, height, dyn, near_m=near_m)
+            frames = hdmap_control(scene, K[part], poses[part], height, width, dyn, near_m=near_m)
             out.append(frames.cpu().numpy())
         return np.concatenate(out)
 

@@ -1,57 +1,53 @@
-"""HD-map control on the device: the map's lines and polygons, rasterised for a whole clip.
+"""HD-map control on the device: the reference's primitives, rasterised for a whole clip.
 
-`cosmos_sim.controls.hdmap.render_hdmap` is the reference. Its cost is the lines: thousands of
-12 px anti-aliased segments per frame drawn one `cv2.polylines` group at a time. Here every
-segment of every frame goes through the same camera transform, near/far clipping, projection
-and 64-level depth fade as the reference, in one batch, and a tiled rasteriser draws them:
-each 16×16 tile walks only the segments whose bounding box touches it.
+`cosmos_sim.controls.hdmap.render_hdmap` is the reference (`controls/hdmap_raster.py`). Its
+cost is the map's line pieces: thousands per frame, drawn by cv2 run by run. Here every piece
+of every frame goes through the same camera transform, near/far clipping, projection, 1 m
+depth band, fade and width taper as the reference, in one batch; the frame's polygons and
+objects (few: crosswalks, light heads, signs, boxes) come from the reference's own
+`object_primitives`. Everything is sorted into the reference's drawing order and a tiled
+rasteriser walks each 16×16 tile's primitives in that order, compositing colour · cover over
+the pixel, as cv2 does.
 
-A segment covers a pixel by a = clamp(R − d, 0, 1), d the distance from the pixel centre to
-the segment and R = ⌈width / 2⌉ + 1.23, which reproduces cv2's LINE_AA thick-line profile
-(full out to ⌈width / 2⌉ px, a ~1 px ramp beyond, round ends). As in the reference, segments
-of one layer are composited in its drawing order (colour · a over the pixel), and layers
-merge by per-pixel maximum.
-
-Polygons (crosswalks, road markings) go through the reference's near/far clipping
-(Sutherland–Hodgman, vectorised), depth fade by their mean depth and far-to-near order; a
-pixel is covered by clamp(1.23 − s, 0, 1), s its signed distance outside the polygon (cv2's
-LINE_AA fill), which holds for convex polygons (crosswalks are). Traffic lights, signs and
-boxes are few and per-frame: the reference renderer draws them (a copy of the scene without
-lines and polygons) and they merge by the same maximum.
+Cover of a pixel centre: clamp(R − d, 0, 1), d its distance to a line piece (round caps
+included) and R = ⌈thickness / 2⌉ + 1.23, which reproduces cv2's LINE_AA thick-line profile;
+for a convex polygon d is the signed distance outside it and R = 1.23 (cv2's LINE_AA fill).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from cosmos_sim.controls.hdmap import _LAYERS as _LAYER_NAMES  # the reference's layer order
-from cosmos_sim.controls.hdmap import (
-    FADE_DISTANCE_M,
-    DynamicState,
-    HDMapScene,
-    render_hdmap,
+from cosmos_sim.controls.hdmap_geometry import LINE_LAYERS, DynamicState, HDMapScene
+from cosmos_sim.controls.hdmap_raster import (
+    BAND_M,
+    MAX_VERTS,
+    SUBPIXEL_BITS,
+    TIER_LINE,
+    TIER_RAISED,
+    FramePrimitives,
+    View,
+    object_primitives,
 )
+from cosmos_sim.controls.hdmap_style import FADE_DISTANCE_M
 from cosmos_sim.kernels._backend import Impl, use_triton
 from cosmos_sim.types import SpecError
 
-FADE_LEVELS = 64  # the reference quantises the depth fade to 64 levels (controls/hdmap.py)
-_SUBPIXEL = 8  # cv2 fixed point with shift=3
-_AA_REACH = 1.23  # cv2 LINE_AA: a pixel centre this far beyond the drawn edge gets 0 cover
+AA_REACH = 1.23  # cv2 LINE_AA: a pixel centre this far beyond the drawn edge gets 0 cover
 TILE = 16
-MAX_VERTS = 8  # polygon corners after clipping (a quad gains at most one per clip plane)
+_POLE = LINE_LAYERS.index("pole")
 
 
 def hdmap_control(
     scene: HDMapScene,
     K: torch.Tensor,
     cam_to_world: torch.Tensor,
-    width: int,
     height: int,
+    width: int,
     dynamics: Sequence[DynamicState | None] | None = None,
     *,
     near_m: float = 0.3,
@@ -72,38 +68,21 @@ def hdmap_control(
         raise SpecError(f"hdmap: K must be 3×3 or T×3×3, got {tuple(Ks.shape)}")
     if dynamics is not None and len(dynamics) != t:
         raise SpecError(f"hdmap: got {len(dynamics)} dynamic states for {t} poses")
-    prims = _merge_in_drawing_order(
-        line_primitives(scene, Ks, poses, width, height, near_m),
-        polygon_primitives(scene, Ks, poses, width, height, near_m),
-    )
+    lines = line_primitives(scene, Ks, poses, height, width, near_m)
+    objects = _object_primitives(scene, Ks, poses, height, width, dynamics, near_m)
+    prims = in_drawing_order(lines, objects)
     if use_triton(poses, impl):
         from cosmos_sim.kernels._hdmap_triton import raster
 
-        out = raster(prims, t, height, width, TILE)
-    else:
-        out = _raster_torch(prims, t, height, width)
-    rest = dataclasses.replace(_without_lines(scene), polygons=[])
-    has_dynamic = dynamics is not None and any(d is not None for d in dynamics)
-    if rest.traffic_lights or rest.traffic_signs or has_dynamic:
-        Ks_np, poses_np = Ks.cpu().numpy(), poses.cpu().numpy()
-        frames = np.stack([
-            render_hdmap(rest, Ks_np[i], poses_np[i], width, height,
-                         None if dynamics is None else dynamics[i], near_m=near_m)
-            for i in range(t)
-        ])  # fmt: skip
-        out = torch.maximum(out, torch.from_numpy(frames).to(out.device))
-    return out
+        return raster(prims, t, height, width, TILE)
+    return _raster_torch(prims, t, height, width)
 
 
 def line_primitives(
-    scene: HDMapScene,
-    Ks: torch.Tensor,
-    poses: torch.Tensor,
-    width: int,
-    height: int,
+    scene: HDMapScene, Ks: torch.Tensor, poses: torch.Tensor, height: int, width: int,
     near_m: float,
-) -> dict[str, torch.Tensor]:
-    """Every visible segment of every frame: frame, ends (px), cover radius, faded colour."""
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """Every visible line piece of every frame, as the reference's `line_primitives`."""
     device = poses.device
     far = FADE_DISTANCE_M[scene.version]
     a = torch.as_tensor(scene.seg_a, dtype=torch.float64, device=device)
@@ -113,155 +92,94 @@ def line_primitives(
     ca = torch.einsum("tij,sj->tsi", rot, a) + trans  # T×S×3, as pts @ R.T + t
     cb = torch.einsum("tij,sj->tsi", rot, b) + trans
     ca, cb, keep = _clip_segments(ca, cb, near_m, far)
+    depth = 0.5 * (ca[..., 2] + cb[..., 2])
+    band = torch.floor(depth.clamp(min=0.0) / BAND_M)
+    fade = (1.0 - (band + 0.5) * BAND_M / far).clamp(0.0, 1.0)
+    base = torch.as_tensor(scene.seg_width, dtype=torch.float64, device=device)
+    thickness = torch.round(base * fade).clamp(min=1.0)
     ua, ub = _project(ca, Ks), _project(cb, Ks)
-    fade = 1.0 - 0.5 * (ca[..., 2] + cb[..., 2]) / far
-    level = torch.clamp(torch.ceil(fade * FADE_LEVELS), 1, FADE_LEVELS)
+    margin = thickness / 2 + 2
+    lo = torch.minimum(ua, ub) - margin[..., None]
+    hi = torch.maximum(ua, ub) + margin[..., None]
+    on = (hi[..., 0] >= 0) & (lo[..., 0] <= width - 1) & (hi[..., 1] >= 0)
+    on &= lo[..., 1] <= height - 1
+    frame, seg = torch.nonzero(keep & on, as_tuple=True)
     color = torch.as_tensor(scene.seg_color, dtype=torch.float64, device=device)
-    rgb = torch.round(color * level[..., None] / FADE_LEVELS)
-    limit = 2**30 / _SUBPIXEL
-    ua = torch.round(ua.clamp(-limit, limit) * _SUBPIXEL) / _SUBPIXEL
-    ub = torch.round(ub.clamp(-limit, limit) * _SUBPIXEL) / _SUBPIXEL
-    seg_width = torch.as_tensor(scene.seg_width.astype(np.float64), device=device)
-    reach = torch.ceil(seg_width / 2) + _AA_REACH
-    lo = torch.minimum(ua, ub) - reach[:, None]
-    hi = torch.maximum(ua, ub) + reach[:, None]
-    on_screen = (hi[..., 0] >= 0) & (lo[..., 0] <= width - 1)
-    on_screen &= (hi[..., 1] >= 0) & (lo[..., 1] <= height - 1)
-    frame, seg = torch.nonzero(keep & on_screen, as_tuple=True)
-    rgb = rgb[frame, seg]
-    # The reference draws a layer's segments grouped by (fade level, width, colour), later
-    # over earlier: that order is the key within the layer.
+    fade, thickness, band, depth = (x[frame, seg] for x in (fade, thickness, band, depth))
+    rgb = torch.round(color[seg] * fade[:, None])
+    layer = torch.as_tensor(scene.seg_layer.astype(np.int64), device=device)[seg]
+    raised = layer == _POLE
     colour_key = (rgb[:, 0].long() << 16) | (rgb[:, 1].long() << 8) | rgb[:, 2].long()
-    order_key = ((level[frame, seg].long() * 256 + seg_width[seg].long()) << 24) | colour_key
+    group = (layer << 32) | (thickness.long() << 24) | colour_key
     verts = torch.zeros((frame.numel(), MAX_VERTS, 2), dtype=torch.float64, device=device)
-    verts[:, 0], verts[:, 1] = ua[frame, seg], ub[frame, seg]
+    verts[:] = ub[frame, seg][:, None]
+    verts[:, 0] = ua[frame, seg]
     return {
         "frame": frame,
         "verts": verts,
         "nvert": torch.full_like(frame, 2),
-        "reach": reach[seg],
+        "thickness": thickness,
         "rgb": rgb,
-        "layer": torch.as_tensor(scene.seg_layer.astype(np.int64), device=device)[seg],
-        "order": order_key,
+        "tier": torch.where(raised, TIER_RAISED, TIER_LINE),
+        "band": band,
+        "group": torch.where(raised, 0, group),
+        "depth": torch.where(raised, depth, 0.0),
+        "obj": torch.where(raised, -1 - seg, 0),
     }
 
 
-def polygon_primitives(
-    scene: HDMapScene,
-    Ks: torch.Tensor,
-    poses: torch.Tensor,
-    width: int,
-    height: int,
-    near_m: float,
-) -> dict[str, torch.Tensor]:
-    """Every visible polygon of every frame, clipped, projected and faded as the reference."""
-    device = poses.device
+def _object_primitives(
+    scene: HDMapScene, Ks: torch.Tensor, poses: torch.Tensor, height: int, width: int,
+    dynamics: Sequence[DynamicState | None] | None, near_m: float,
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """The reference's per-frame polygons and objects (few), moved to the device."""
     far = FADE_DISTANCE_M[scene.version]
-    t = poses.shape[0]
-    if not scene.polygons:
-        return _no_primitives(device)
-    n_in = max(len(p) for p, _, _ in scene.polygons)
-    if n_in + 4 > MAX_VERTS:  # each of the two clip planes adds at most one vertex... twice
-        raise SpecError(f"hdmap: polygons of more than {MAX_VERTS - 4} vertices are CPU-only")
-    world = torch.zeros((len(scene.polygons), n_in, 3), dtype=torch.float64)
-    counts = torch.tensor([len(p) for p, _, _ in scene.polygons])
-    for i, (polygon, _, _) in enumerate(scene.polygons):
-        world[i, : len(polygon)] = torch.as_tensor(np.asarray(polygon, float))
-    world, counts = world.to(device), counts.to(device)
-    layer_of = {name: i for i, name in enumerate(_LAYER_NAMES)}
-    layer = torch.tensor([layer_of[name] for _, name, _ in scene.polygons], device=device)
-    colour = torch.tensor([c for _, _, c in scene.polygons], dtype=torch.float64, device=device)
-    world_to_cam = torch.linalg.inv(poses)
-    cam = torch.einsum("tij,pvj->tpvi", world_to_cam[:, :3, :3], world)
-    cam = cam + world_to_cam[:, None, None, :3, 3]  # T×P×V×3
-    cam = cam.reshape(-1, n_in, 3)
-    n = counts.repeat(t)
-    for bound, sign in ((near_m, 1.0), (far, -1.0)):
-        cam, n = _clip_polygons(cam, n, bound, sign)
-    valid = torch.arange(cam.shape[1], device=device) < n[:, None]
-    depth = (cam[..., 2] * valid).sum(1) / n.clamp(min=1)
-    uvw = torch.einsum("nvj,nij->nvi", cam, Ks.repeat_interleave(len(scene.polygons), 0))
-    uv = uvw[..., :2] / torch.where(valid, uvw[..., 2], 1.0)[..., None]
-    limit = 2**30 / _SUBPIXEL
-    uv = torch.round(uv.clamp(-limit, limit) * _SUBPIXEL) / _SUBPIXEL
-    uv = torch.where(valid[..., None], uv, uv[:, :1])  # padding repeats the first vertex
-    fade = torch.clamp(1.0 - depth / far, min=0.0)
-    rgb = torch.round(colour.repeat(t, 1) * fade[:, None])  # cv2 rounds a float colour
-    lo = torch.where(valid[..., None], uv, float("inf")).amin(1) - _AA_REACH
-    hi = torch.where(valid[..., None], uv, float("-inf")).amax(1) + _AA_REACH
-    on_screen = (n >= 3) & (hi[:, 0] >= 0) & (lo[:, 0] <= width - 1)
-    on_screen &= (hi[:, 1] >= 0) & (lo[:, 1] <= height - 1)
-    keep = torch.nonzero(on_screen).flatten()
-    verts = torch.zeros((keep.numel(), MAX_VERTS, 2), dtype=torch.float64, device=device)
-    verts[:, : uv.shape[1]] = uv[keep]
-    # Far to near within a layer (the reference's painter's order): the key rises as the
-    # depth falls.
-    order = torch.argsort(torch.argsort(-depth[keep], stable=True), stable=True)
-    return {
-        "frame": keep // len(scene.polygons),
-        "verts": verts,
-        "nvert": n[keep],
-        "reach": torch.full((keep.numel(),), _AA_REACH, dtype=torch.float64, device=device),
-        "rgb": rgb[keep],
-        "layer": layer.repeat(t)[keep],
-        "order": order,
+    Ks_np, poses_np = Ks.cpu().numpy(), poses.cpu().numpy()
+    parts: list[FramePrimitives] = []
+    frames = []
+    for i in range(poses.shape[0]):
+        view = View(Ks_np[i], poses_np[i], height, width, near_m, far)
+        part = object_primitives(scene, view, None if dynamics is None else dynamics[i])
+        parts.append(part)
+        frames.append(np.full(len(part.nvert), i))
+    device = poses.device
+    out = {
+        key: torch.as_tensor(np.concatenate([getattr(p, key) for p in parts]), device=device)
+        for key in ("verts", "nvert", "thickness", "rgb", "tier", "band", "group", "depth", "obj")
     }
+    out["frame"] = torch.as_tensor(np.concatenate(frames), dtype=torch.int64, device=device)
+    return out
 
 
-def _clip_polygons(
-    poly: torch.Tensor, n: torch.Tensor, bound: float, sign: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One Sutherland–Hodgman pass (the reference's `clip_polygon`) over N padded polygons:
-    keep sign·(z − bound) >= 0. N×V×3 with counts -> N×(V+1)×3 with counts."""
-    count, v = poly.shape[:2]
-    idx = torch.arange(v, device=poly.device)
-    valid = idx < n[:, None]
-    nxt_idx = torch.remainder(idx + 1, n.clamp(min=1)[:, None])
-    nxt = torch.gather(poly, 1, nxt_idx[..., None].expand(-1, -1, 3))
-    cin = sign * (poly[..., 2] - bound) >= 0
-    nin = sign * (nxt[..., 2] - bound) >= 0
-    step = (bound - poly[..., 2]) / torch.where(
-        nxt[..., 2] == poly[..., 2], 1.0, nxt[..., 2] - poly[..., 2]
+def in_drawing_order(*parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Primitives of all frames sorted by (frame, the reference's `FramePrimitives.order`):
+    float32 vertices, cover reach and colour, in the order the rasteriser composites them."""
+    device = parts[0]["frame"].device
+    merged = {
+        k: torch.cat([p[k].to(device=device, dtype=parts[0][k].dtype) for p in parts])
+        for k in parts[0]
+    }
+    # Line pieces come first within each frame in the reference's concatenation order, then
+    # objects: the index tie-break must follow that frame-local order.
+    n_lines = parts[0]["frame"].numel()
+    local = torch.arange(merged["frame"].numel(), device=device)
+    local = torch.where(local < n_lines, local, local + (1 << 40))
+    first = (merged["tier"] != 0).long()
+    keys = (local, merged["obj"], -merged["depth"], merged["group"], merged["tier"].long(),
+            -merged["band"], first, merged["frame"])  # fmt: skip
+    idx = torch.arange(merged["frame"].numel(), device=device)
+    for key in keys:  # least significant first; stable sorts make a lexicographic order
+        idx = idx[torch.sort(key[idx], stable=True).indices]
+    nvert = merged["nvert"][idx]
+    reach = torch.where(
+        nvert == 2, torch.ceil(merged["thickness"][idx].double() / 2) + AA_REACH, AA_REACH
     )
-    hit = poly + step[..., None] * (nxt - poly)
-    # Each edge emits its start (if inside) then the crossing (if it crosses), in order.
-    cand = torch.stack([poly, hit], 2).reshape(count, 2 * v, 3)
-    emit = torch.stack([valid & cin, valid & (cin != nin)], 2).reshape(count, 2 * v)
-    slot = torch.cumsum(emit, 1) - 1
-    out = torch.zeros((count, v + 1, 3), dtype=poly.dtype, device=poly.device)
-    rows = torch.arange(count, device=poly.device)[:, None].expand_as(slot)
-    keep = emit & (slot <= v)
-    out[rows[keep], slot[keep]] = cand[keep]
-    return out, emit.sum(1).clamp(max=v + 1)
-
-
-def _no_primitives(device: torch.device) -> dict[str, torch.Tensor]:
-    empty = torch.zeros(0, dtype=torch.int64, device=device)
-    return {
-        "frame": empty,
-        "verts": torch.zeros((0, MAX_VERTS, 2), dtype=torch.float64, device=device),
-        "nvert": empty,
-        "reach": torch.zeros(0, dtype=torch.float64, device=device),
-        "rgb": torch.zeros((0, 3), dtype=torch.float64, device=device),
-        "layer": empty,
-        "order": empty,
-    }
-
-
-def _merge_in_drawing_order(*parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Concatenate primitive sets and sort by (layer, order within the layer): float32 ends,
-    int32 layer, in the order the rasteriser composites them."""
-    merged = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-    # order keys stay below 2**48, layers below 16: one int64 key.
-    key = (merged["layer"] << 48) | merged["order"]
-    idx = torch.sort(key, stable=True).indices
     return {
         "frame": merged["frame"][idx],
         "verts": merged["verts"][idx].float().contiguous(),
-        "nvert": merged["nvert"][idx].to(torch.int32),
-        "reach": merged["reach"][idx].float(),
+        "nvert": nvert.to(torch.int32),
+        "reach": reach.float(),
         "rgb": merged["rgb"][idx].float().contiguous(),
-        "layer": merged["layer"][idx].to(torch.int32),
     }
 
 
@@ -269,131 +187,135 @@ def _clip_segments(
     a: torch.Tensor, b: torch.Tensor, near: float, far: float
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The reference's near/far clipping, on T×S×3 camera-space ends; returns a, b, kept."""
-    za, zb = a[..., 2], b[..., 2]
-    keep = ~(((za < near) & (zb < near)) | ((za > far) & (zb > far)))
-
-    def safe(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    keep = ~(((a[..., 2] < near) & (b[..., 2] < near)) | ((a[..., 2] > far) & (b[..., 2] > far)))
+    for bound, sign in ((near, 1.0), (far, -1.0)):
         dz = b[..., 2] - a[..., 2]
-        return torch.where(dz.abs() < 1e-12, 1e-12, dz)
-
-    for bound, outside in ((near, lambda z: z < near), (far, lambda z: z > far)):
-        step = ((bound - a[..., 2]) / safe(a, b))[..., None]
+        step = ((bound - a[..., 2]) / torch.where(dz.abs() < 1e-12, 1e-12, dz))[..., None]
         hit = a + step * (b - a)
-        a, b = (
-            torch.where(outside(a[..., 2])[..., None], hit, a),
-            torch.where(outside(b[..., 2])[..., None], hit, b),
-        )
+        a_out = (sign * (a[..., 2] - bound) < 0)[..., None]
+        b_out = (sign * (b[..., 2] - bound) < 0)[..., None]
+        a, b = torch.where(a_out, hit, a), torch.where(b_out, hit, b)
     return a, b, keep
 
 
 def _project(cam: torch.Tensor, Ks: torch.Tensor) -> torch.Tensor:
     uvw = torch.einsum("tsj,tij->tsi", cam, Ks)
-    return uvw[..., :2] / uvw[..., 2:3]
+    uv = uvw[..., :2] / uvw[..., 2:3]
+    scale = 2**SUBPIXEL_BITS
+    limit = 2**30 / scale
+    return torch.round(uv.clamp(-limit, limit) * scale) / scale
 
 
-def _without_lines(scene: HDMapScene) -> HDMapScene:
-    empty = np.zeros((0, 3))
-    return dataclasses.replace(
-        scene,
-        seg_a=empty,
-        seg_b=empty,
-        seg_layer=np.zeros(0, np.int16),
-        seg_color=np.zeros((0, 3), np.float32),
-        seg_width=np.zeros(0, np.int16),
-    )
-
-
-def coverage(px: torch.Tensor, py: torch.Tensor, prims: dict[str, torch.Tensor]) -> torch.Tensor:
-    """clamp(reach − s, 0, 1) of pixel centres (…×1) against primitives (n): s is the distance
-    to a segment (2 corners) or the signed distance outside a convex polygon."""
-    verts, nvert, reach = prims["verts"], prims["nvert"].long(), prims["reach"]
-    x0, y0 = verts[:, 0, 0], verts[:, 0, 1]
-    dx, dy = verts[:, 1, 0] - x0, verts[:, 1, 1] - y0
+def coverage(
+    px: torch.Tensor, py: torch.Tensor, verts: torch.Tensor, nvert: torch.Tensor,
+    reach: torch.Tensor,
+) -> torch.Tensor:  # fmt: skip
+    """clamp(reach − s, 0, 1) of pixel centres against primitives (verts …×V×2, nvert and
+    reach …, px/py broadcasting to …): s is the distance to a line piece (2 corners) or the
+    signed distance outside a convex polygon."""
+    nvert = nvert.long()
+    x0, y0 = verts[..., 0, 0], verts[..., 0, 1]
+    dx, dy = verts[..., 1, 0] - x0, verts[..., 1, 1] - y0
     length2 = dx * dx + dy * dy
     along = ((px - x0) * dx + (py - y0) * dy) / torch.where(length2 > 0, length2, 1.0)
     along = along.clamp(0, 1)
     ex, ey = px - x0 - along * dx, py - y0 - along * dy
     distance = torch.sqrt(ex * ex + ey * ey)
-    idx = torch.arange(verts.shape[1], device=verts.device)
-    nxt = torch.remainder(idx + 1, nvert.clamp(min=1)[:, None])
-    a, b = verts, torch.gather(verts, 1, nxt[..., None].expand(-1, -1, 2))
-    ex, ey = b[..., 0] - a[..., 0], b[..., 1] - a[..., 1]  # n×V edges
-    area2 = (a[..., 0] * b[..., 1] - b[..., 0] * a[..., 1]).masked_fill(idx >= nvert[:, None], 0)
-    orient = torch.where(area2.sum(1) >= 0, 1.0, -1.0)[:, None]
+    idx = torch.arange(verts.shape[-2], device=verts.device)
+    nxt = torch.remainder(idx + 1, nvert.clamp(min=1)[..., None])
+    b = torch.gather(verts, -2, nxt[..., None].expand(*nxt.shape, 2))
+    ax, ay = verts[..., 0], verts[..., 1]
+    ex, ey = b[..., 0] - ax, b[..., 1] - ay  # …×V edges
+    unused = idx >= nvert[..., None]
+    area2 = (ax * b[..., 1] - b[..., 0] * ay).masked_fill(unused, 0)
+    orient = torch.where(area2.sum(-1) >= 0, 1.0, -1.0)[..., None]
     length = torch.sqrt(ex * ex + ey * ey)
-    edge_ok = (idx < nvert[:, None]) & (length > 0)
-    cross = ex * (py[..., None] - a[..., 1]) - ey * (px[..., None] - a[..., 0])
+    edge_ok = ~unused & (length > 0)
+    cross = ex * (py[..., None] - ay) - ey * (px[..., None] - ax)
     outside = -orient * cross / torch.where(edge_ok, length, 1.0)
     signed = outside.masked_fill(~edge_ok, float("-inf")).amax(-1)
     # The bounding box bounds degenerate (flat, far-away) polygons, whose edge lines alone
     # would not; for a proper convex polygon it never exceeds the edge distance inside.
-    used = (idx < nvert[:, None])[..., None]
-    lo = torch.where(used, verts, float("inf")).amin(1)
-    hi = torch.where(used, verts, float("-inf")).amax(1)
+    lo = torch.where(unused[..., None], float("inf"), verts).amin(-2)
+    hi = torch.where(unused[..., None], float("-inf"), verts).amax(-2)
     box = torch.maximum(
-        torch.maximum(lo[:, 0] - px, px - hi[:, 0]), torch.maximum(lo[:, 1] - py, py - hi[:, 1])
+        torch.maximum(lo[..., 0] - px, px - hi[..., 0]),
+        torch.maximum(lo[..., 1] - py, py - hi[..., 1]),
     )
     s = torch.where(nvert == 2, distance, torch.maximum(signed, box))
     return (reach - s).clamp(0, 1)
 
 
-def _raster_torch(lines: dict[str, torch.Tensor], t: int, height: int, width: int) -> torch.Tensor:
-    device = lines["verts"].device
-    out = torch.zeros((t, height, width, 3), dtype=torch.float32, device=device)
-    py, px = torch.meshgrid(
-        torch.arange(height, dtype=torch.float32, device=device),
-        torch.arange(width, dtype=torch.float32, device=device),
-        indexing="ij",
-    )
-    chunk = max(1, (1 << 22) // (height * width))
-    for i in range(t):
-        for layer in torch.unique(lines["layer"][lines["frame"] == i]).tolist():
-            mine = torch.nonzero((lines["frame"] == i) & (lines["layer"] == layer)).flatten()
-            acc = torch.zeros((height, width, 3), dtype=torch.float32, device=device)
-            for start in range(0, mine.numel(), chunk):
-                idx = mine[start : start + chunk]
-                a = coverage(px[..., None], py[..., None], {k: v[idx] for k, v in lines.items()})
-                # Sequential "over" in closed form: each segment is dimmed by all later ones.
-                later = torch.cumprod(torch.flip(1 - a, [-1]), -1)
-                keep_after = torch.flip(
-                    torch.cat([torch.ones_like(a[..., :1]), later[..., :-1]], -1), [-1]
-                )
-                acc = acc * later[..., -1:] + torch.einsum(
-                    "hwn,nc->hwc", a * keep_after, lines["rgb"][idx]
-                )
-            out[i] = torch.maximum(out[i], acc)
-    return torch.round(out).to(torch.uint8)
+def _raster_torch(prims: dict[str, torch.Tensor], t: int, height: int, width: int) -> torch.Tensor:
+    """The Triton kernel's work in torch, many tiles per step: each pixel of a tile composites
+    the tile's primitives in drawing order."""
+    device = prims["verts"].device
+    prim_ids, offsets = tiles_of(prims, t, height, width, TILE)
+    tiles_x, tiles_y = math.ceil(width / TILE), math.ceil(height / TILE)
+    counts = (offsets[1:] - offsets[:-1]).long()
+    busy = torch.nonzero(counts).flatten()
+    canvas = torch.zeros((t, tiles_y, tiles_x, TILE, TILE, 3), dtype=torch.float32, device=device)
+    if busy.numel():
+        longest = int(counts[busy].max())
+        slot = torch.arange(longest, device=device)
+        local = torch.arange(TILE, dtype=torch.float32, device=device)
+        py, px = torch.meshgrid(local, local, indexing="ij")
+        per_step = max(1, (1 << 24) // (TILE * TILE * longest * prims["verts"].shape[1]))
+        for start in range(0, busy.numel(), per_step):
+            tiles = busy[start : start + per_step]
+            valid = slot[None] < counts[tiles][:, None]  # tiles × L
+            at = (offsets[tiles].long()[:, None] + slot[None]).clamp(max=prim_ids.numel() - 1)
+            ids = prim_ids.long()[at]
+            rest = tiles % (tiles_x * tiles_y)
+            ty, tx = (rest // tiles_x).float(), (rest % tiles_x).float()
+            pys = (py[None] + ty[:, None, None] * TILE).reshape(len(tiles), -1, 1)
+            pxs = (px[None] + tx[:, None, None] * TILE).reshape(len(tiles), -1, 1)
+            cover = coverage(
+                pxs, pys, prims["verts"][ids][:, None], prims["nvert"][ids][:, None],
+                prims["reach"][ids][:, None],
+            )  # fmt: skip
+            cover = cover * valid[:, None]  # tiles × pixels × L
+            # Sequential "over" in closed form: each primitive is dimmed by all later ones.
+            later = torch.cumprod(torch.flip(1 - cover, [-1]), -1)
+            keep_after = torch.flip(
+                torch.cat([torch.ones_like(cover[..., :1]), later[..., :-1]], -1), [-1]
+            )
+            acc = torch.einsum("tpl,tlc->tpc", cover * keep_after, prims["rgb"][ids])
+            frame = tiles // (tiles_x * tiles_y)
+            canvas[frame, rest // tiles_x, rest % tiles_x] = acc.reshape(-1, TILE, TILE, 3)
+    image = canvas.permute(0, 1, 3, 2, 4, 5).reshape(t, tiles_y * TILE, tiles_x * TILE, 3)
+    return torch.round(image[:, :height, :width]).to(torch.uint8)
 
 
 def tiles_of(
-    lines: dict[str, torch.Tensor], t: int, height: int, width: int, tile: int
+    prims: dict[str, torch.Tensor], t: int, height: int, width: int, tile: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bin segments into tile×tile tiles: (segment ids ordered by tile, per-tile offsets)."""
-    device = lines["verts"].device
+    """Bin primitives into tile×tile tiles: (primitive ids by tile, in drawing order; per-tile
+    offsets)."""
+    device = prims["verts"].device
     tiles_x, tiles_y = math.ceil(width / tile), math.ceil(height / tile)
-    verts, reach = lines["verts"], lines["reach"]
-    used = torch.arange(verts.shape[1], device=device) < lines["nvert"][:, None].long()
+    verts, reach = prims["verts"], prims["reach"]
+    used = torch.arange(verts.shape[1], device=device) < prims["nvert"][:, None].long()
     lo = torch.where(used[..., None], verts, float("inf")).amin(1) - reach[:, None]
     hi = torch.where(used[..., None], verts, float("-inf")).amax(1) + reach[:, None]
-    lo_x, lo_y, hi_x, hi_y = lo[:, 0], lo[:, 1], hi[:, 0], hi[:, 1]
-    tx0 = torch.clamp(torch.floor(lo_x / tile), 0, tiles_x - 1).long()
-    tx1 = torch.clamp(torch.floor(hi_x / tile), 0, tiles_x - 1).long()
-    ty0 = torch.clamp(torch.floor(lo_y / tile), 0, tiles_y - 1).long()
-    ty1 = torch.clamp(torch.floor(hi_y / tile), 0, tiles_y - 1).long()
+    tx0 = torch.clamp(torch.floor(lo[:, 0] / tile), 0, tiles_x - 1).long()
+    tx1 = torch.clamp(torch.floor(hi[:, 0] / tile), 0, tiles_x - 1).long()
+    ty0 = torch.clamp(torch.floor(lo[:, 1] / tile), 0, tiles_y - 1).long()
+    ty1 = torch.clamp(torch.floor(hi[:, 1] / tile), 0, tiles_y - 1).long()
     nx, ny = tx1 - tx0 + 1, ty1 - ty0 + 1
     count = nx * ny
     total = int(count.sum())
-    seg = torch.repeat_interleave(
+    prim = torch.repeat_interleave(
         torch.arange(count.numel(), device=device), count, output_size=total
     )
     first = torch.cumsum(count, 0) - count
-    within = torch.arange(total, device=device) - first[seg]
-    tx = tx0[seg] + within % nx[seg]
-    ty = ty0[seg] + within // nx[seg]
-    tile_id = (lines["frame"][seg] * tiles_y + ty) * tiles_x + tx
+    within = torch.arange(total, device=device) - first[prim]
+    tx = tx0[prim] + within % nx[prim]
+    ty = ty0[prim] + within // nx[prim]
+    tile_id = (prims["frame"][prim] * tiles_y + ty) * tiles_x + tx
     tile_id, order = torch.sort(tile_id, stable=True)
     n_tiles = t * tiles_y * tiles_x
     per_tile = torch.bincount(tile_id, minlength=n_tiles)
     offsets = torch.zeros(n_tiles + 1, dtype=torch.int64, device=device)
     offsets[1:] = torch.cumsum(per_tile, 0)
-    return seg[order].to(torch.int32), offsets.to(torch.int32)
+    return prim[order].to(torch.int32), offsets.to(torch.int32)

@@ -28,6 +28,13 @@ def test_demo_plan_is_valid_and_lists_its_units():
     assert demo.stage_names() == ["capture", "controls", "transfer", "dataset"]
 
 
+def test_campaign_plan_lists_a_thousand_episodes_on_gpu_workers():
+    campaign = load_plan(DEMO.with_name("campaign_gpu.yaml"))
+    units = campaign.units()
+    assert len(units) == 1000 and units[-1].id == "street-s999"
+    assert campaign.stages.transfer.worker_gpus == 1.0  # one resident model per GPU
+
+
 def test_seed_range_expands_like_range():
     units = load_plan(plan(captures=[{"name": "a", "seconds": 1, "seed_range": [3, 6]}])).units()
     assert [(u.id, u.seed) for u in units] == [("a-s3", 3), ("a-s4", 4), ("a-s5", 5)]
@@ -49,6 +56,10 @@ def test_seed_range_expands_like_range():
         ({"stages": {"controls": {}, "transfer": {"backend": "magic"}}},
          "stages.transfer.backend", "appearance"),
         ({"stages": {"transfer": {}}}, "stages", "controls"),
+        ({"stages": {"controls": {}, "transfer": {"options": {"depth_ratoi": 3}}}},
+         "stages.transfer.options", "depth_ratio"),
+        ({"stages": {"controls": {}, "transfer": {"backend": "cosmos-cli"}}},
+         "stages.transfer.options", "['cosmos_root'] required"),
         ({"captures": []}, "captures", "at least 1"),
     ],
 )  # fmt: skip
@@ -84,15 +95,20 @@ def test_rerun_with_other_stage_settings_is_refused_before_ray_starts(tmp_path):
     second = load_plan(plan(stages={"controls": {"device": "cpu"}}))
     out = tmp_path / "out"
     out.mkdir()
-    from cosmos_sim.batch.runner import _check_same_plan
+    from cosmos_sim.batch.outdir import check_same_plan
 
-    _check_same_plan(first, out)
+    check_same_plan(first, out)
     with pytest.raises(PlanError) as caught:
         run_plan(second, out)
     assert caught.value.field == "stages.controls.device"
     more_seeds = load_plan(plan(captures=[{"name": "tab", "seconds": 0.25, "seeds": [0, 1, 2]}],
                                 stages={"controls": {}}))  # fmt: skip
-    _check_same_plan(more_seeds, out)  # adding episodes is allowed
+    check_same_plan(more_seeds, out)  # adding episodes is allowed
+    wider = load_plan(plan(captures=[{"name": "tab", "seconds": 0.25, "seeds": [0], "width": 64}],
+                           stages={"controls": {}}))  # fmt: skip
+    with pytest.raises(PlanError) as caught:
+        check_same_plan(wider, out)
+    assert caught.value.field == "captures.tab.width"
 
 
 def test_write_unit_publishes_the_folder_with_its_marker(tmp_path):
@@ -103,6 +119,7 @@ def test_write_unit_publishes_the_folder_with_its_marker(tmp_path):
 
     marker = write_unit(tmp_path, "stage", "u1", make)
     assert marker["frames"] == 3 and marker["pid"] == os.getpid()
+    assert marker["abandoned_attempts"] == 0
     assert (tmp_path / "stage" / "u1" / "data.txt").read_text() == "x"
     assert done_marker(tmp_path, "stage", "u1") == marker
     assert write_unit(tmp_path, "stage", "u1", make) == marker  # finished: not redone
@@ -132,7 +149,7 @@ def test_write_unit_removes_a_killed_attempt_and_a_losing_copy(tmp_path):
         return {"winner": False}
 
     marker = write_unit(tmp_path, "stage", "u1", make_losing)
-    assert marker["winner"] is True
+    assert marker["winner"] is True and marker["abandoned_attempts"] == 1
     assert sorted(p.name for p in (tmp_path / "stage").iterdir()) == ["u1"]
     assert sorted(p.name for p in (tmp_path / "stage" / "u1").iterdir()) == [DONE_MARKER]
 

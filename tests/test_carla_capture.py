@@ -11,8 +11,8 @@ from fakes import carla_double as double
 
 from cosmos_sim import Episode
 from cosmos_sim.bridges import carla as bridge
+from cosmos_sim.bridges.opendrive import compile_map
 from cosmos_sim.controls import hdmap
-from cosmos_sim.controls.opendrive import load_opendrive, map_geometry
 
 RIG = """
 fps: 10
@@ -66,12 +66,11 @@ def test_capture_matches_every_sensor_to_the_ticked_frame(server, rig_file, tmp_
     frames = [t.data["carla_frame"] for t in episode]
     assert frames == list(range(frames[0], frames[0] + 6))
     # The map is saved with the episode: the HD-map control needs no server afterwards.
-    carla_map = load_opendrive(path / "map.xodr")
-    scene = hdmap.compile_scene(map_geometry(carla_map))
+    scene = hdmap.compile_scene(compile_map(path / "map.xodr").geometry)
     tick = episode[0]
     front = tick.frames["front"]
     image = hdmap.render_hdmap(
-        scene, front.K, front.cam_to_world, 64, 32, hdmap.DynamicState.from_tick_data(tick.data)
+        scene, front.K, front.cam_to_world, 32, 64, hdmap.DynamicState.from_tick_data(tick.data)
     )
     assert image.shape == (32, 64, 3)
 

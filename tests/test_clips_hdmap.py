@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from cosmos_sim import CameraSpec, Episode, EpisodeWriter, SensorFrame
 from cosmos_sim.bridges import carla as bridge
+from cosmos_sim.bridges.opendrive import compile_map
 from cosmos_sim.cli import app
 from cosmos_sim.controls import hdmap
 from cosmos_sim.controls.clips import CONTACT_SHEET_CELL_PX, write_clips
-from cosmos_sim.controls.opendrive import load_opendrive, map_geometry
 from cosmos_sim.types import SpecError
 from cosmos_sim.video import read_video, scale_intrinsics, video_info
 
@@ -87,18 +87,18 @@ def test_hdmap_is_written_by_default_for_an_episode_with_its_map(carla_clips):
 def test_hdmap_frames_are_the_renderer_s_frames_of_each_tick_bit_exact(carla_clips):
     episode, out, result = carla_clips
     frames, _ = read_video(out / "front" / "hdmap.mp4")
-    scene = hdmap.compile_scene(map_geometry(load_opendrive(episode.path / "map.xodr")))
+    scene = hdmap.compile_scene(compile_map(episode.path / "map.xodr").geometry)
     cam = episode.cameras["front"]
     for k, tick_index in enumerate(result["source_ticks"]):
         tick = episode[int(tick_index)]
         front = tick.frames["front"]
         K = scale_intrinsics(front.K, (cam.width, cam.height), BUCKET)
         dynamic = hdmap.DynamicState.from_tick_data(tick.data)
-        want = hdmap.render_hdmap(scene, K, front.cam_to_world, *BUCKET, dynamic)
+        want = hdmap.render_hdmap(scene, K, front.cam_to_world, *BUCKET[::-1], dynamic)
         np.testing.assert_array_equal(frames[k], want)
     # The frames hold v3 lane-line colours, and the other car from the tick's dynamic state.
     assert _white(frames[0]).sum() > 2000 and _yellow(frames[0]).sum() > 200
-    static = hdmap.render_hdmap(scene, K, front.cam_to_world, *BUCKET, hdmap.DynamicState())
+    static = hdmap.render_hdmap(scene, K, front.cam_to_world, *BUCKET[::-1], hdmap.DynamicState())
     (box,) = tick.data["boxes"]  # the last tick's other car: drawn where its centre projects
     centre = np.linalg.inv(front.cam_to_world) @ [*np.mean(box["corners"], axis=0), 1.0]
     u, v = np.round((K @ centre[:3])[:2] / centre[2]).astype(int)

@@ -10,11 +10,12 @@ import pytest
 from fakes.transfer25_multiview_config import load_multiview_spec
 from typer.testing import CliRunner
 
+from cosmos_sim.bridges.opendrive import OpenDriveError
 from cosmos_sim.cli import app
 from cosmos_sim.controls.multiview import transfer1_multiview_spec
-from cosmos_sim.controls.opendrive import OpenDriveError, write_hdmap_clip
 from cosmos_sim.types import SpecError
 from cosmos_sim.video import read_video
+from cosmos_sim.wsm import write_hdmap_clip
 
 DATA = Path(__file__).parent / "data"
 STREET = DATA / "two_way_street.xodr"
@@ -71,10 +72,10 @@ def test_transfer1_six_view_rig_writes_its_spec(tmp_path):
     assert all(Path(p).is_file() for p in paths)
 
 
-def test_unparseable_opendrive_names_the_file_and_quotes_carla(tmp_path):
+def test_unparseable_opendrive_names_the_file(tmp_path):
     bad = tmp_path / "broken.xodr"
     bad.write_text("<OpenDRIVE><road></OpenDRIVE")
-    with pytest.raises(OpenDriveError, match=r"broken.xodr.*CARLA said: ERROR: unable to parse"):
+    with pytest.raises(OpenDriveError, match=r"broken.xodr.*as XML it is broken"):
         write_hdmap_clip(bad, tmp_path / "o", progress=False)
     result = CliRunner().invoke(app, ["hdmap", "--xodr", str(bad), "--out", str(tmp_path / "p")])
     assert result.exit_code == 2 and "broken.xodr" in result.output
@@ -121,3 +122,28 @@ def test_a_camera_scaled_to_its_bucket_keeps_the_pixel_centre_convention(tmp_pat
     assert K[0, 2] == pytest.approx(639.5)
     assert K[1, 2] == pytest.approx(351.5)
     assert K[0, 0] == pytest.approx(K[1, 1] * (2.0 / (704 / 360)))
+
+
+def test_cosmos3_target_writes_wsm_videos_for_the_nvidia_rig(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        ["hdmap", "--xodr", str(STREET), "--out", str(tmp_path / "o"), "--rig", "nvidia",
+         "--target", "cosmos3", "--seconds", "0.3"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "o" / "wsm.json").read_text())
+    assert manifest["hint"] == "wsm" and manifest["fps"] == 10 and manifest["frames"] == 3
+    views = {entry["view"] for entry in manifest["cameras"].values()}
+    assert views == {"front_wide", "cross_left", "cross_right", "rear_left", "rear_right",
+                     "rear", "front_tele"}  # fmt: skip
+    front = manifest["cameras"]["camera_front_wide_120fov"]["control_path"]
+    frames, fps = read_video(tmp_path / "o" / front)
+    assert frames.shape == (3, 720, 1280, 3) and fps == 10 and frames.max() > 200
+    poses = json.loads((tmp_path / "o" / "poses.json").read_text())["frames"][0]["cameras"]
+    yaw = {
+        name: np.degrees(np.arctan2(cam["cam_to_world"][1][2], cam["cam_to_world"][0][2]))
+        for name, cam in poses.items()
+    }
+    # Optical axes: cross cameras 66° and rear sides 152° to the left/right of forward.
+    assert yaw["camera_cross_left_120fov"] == pytest.approx(66, abs=0.5)
+    assert yaw["camera_rear_right_70fov"] == pytest.approx(-152, abs=0.5)

@@ -81,9 +81,9 @@ def test_hdmap_triton_matches_the_torch_path_and_the_reference():
     scene, w, h = street_scene(), 160, 96
     K = np.array([[0.7 * w, 0, w / 2], [0, 0.7 * w, h / 2], [0, 0, 1]])
     poses = street_poses(1)
-    args = (scene, torch.from_numpy(K), torch.from_numpy(poses), w, h)
+    args = (scene, torch.from_numpy(K), torch.from_numpy(poses), h, w)
     out = dev.hdmap_control(*args, impl="triton").numpy()
     assert np.abs(out.astype(int) - dev.hdmap_control(*args, impl="torch").numpy()).max() <= 1
-    ref = hdmap.render_hdmap(scene, K, poses[0], w, h)[None]
+    ref = hdmap.render_hdmap(scene, K, poses[0], h, w)[None]
     overall, drawn = pixel_agreement(ref, out)
     assert overall >= 0.98 and drawn >= 0.95, (overall, drawn)

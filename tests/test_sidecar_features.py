@@ -247,13 +247,13 @@ def test_envs_are_per_client_and_allow_listed(server):
 
 def test_hdmap_control_matches_the_renderer(server):
     pytest.importorskip("carla")
+    from cosmos_sim.bridges.opendrive import compile_map
     from cosmos_sim.controls.hdmap import compile_scene, render_hdmap
-    from cosmos_sim.controls.opendrive import default_trajectory, load_opendrive, map_geometry
 
     shutil.copy(STREET, server.data_dir / "street.xodr")
-    carla_map = load_opendrive(STREET)
+    compiled = compile_map(STREET, frames=1)
     cam_to_body = np.array([[0, 0, 1, 0], [-1, 0, 0, 0], [0, -1, 0, 1.5], [0, 0, 0, 1.0]])
-    pose = default_trajectory(carla_map, 1, 10.0).poses[0] @ cam_to_body
+    pose = compiled.poses[0] @ cam_to_body
     K = np.array([[320.0, 0, 320], [0, 320.0, 180], [0, 0, 1]])
     with Client(server.endpoint) as c:
         assert "hdmap_load" in c.server_info["methods"]
@@ -269,7 +269,7 @@ def test_hdmap_control_matches_the_renderer(server):
         with pytest.raises(SidecarError) as err:
             c.call("hdmap_load", {"xodr": "<OpenDRIVE></OpenDRIVE>"})
         assert err.value.code == ErrorCode.BAD_PARAMS and err.value.field == "params.xodr"
-    want = render_hdmap(compile_scene(map_geometry(carla_map)), K, pose, 640, 360)
+    want = render_hdmap(compile_scene(compiled.geometry), K, pose, 360, 640)
     np.testing.assert_array_equal(out["hdmap"], want)
     assert (want > 0).mean() > 0.01  # lane lines are in view
 

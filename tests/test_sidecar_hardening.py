@@ -386,3 +386,71 @@ def test_deep_nesting_is_bad_header(server):
     )
     assert (reply["error"]["code"], reply["error"]["field"]) == ("BAD_HEADER", "header.params")
     assert reply["id"] == 9
+
+
+def test_an_oversize_frame_ends_the_session_as_documented(tmp_path):
+    limits = Limits(max_message_bytes=2**20, max_array_bytes=2**20)
+    with Server("tcp://127.0.0.1:*", data_dir=tmp_path, limits=limits) as srv:
+        sock = zmq.Context.instance().socket(zmq.DEALER)
+        sock.linger = 0
+        sock.connect(srv.endpoint)
+        try:
+            sock.send_multipart(encode_request(1, "hello", {"versions": [1]}))
+            assert sock.poll(5000) and msgpack.unpackb(sock.recv_multipart()[0])["ok"]
+            desc = {"name": "a", "dtype": "uint8", "shape": [2**21], "frame": 1}
+            head = {"v": 1, "id": 2, "method": "echo", "params": {}, "arrays": [desc]}
+            sock.send_multipart([msgpack.packb(head), bytes(2**21)])
+            assert not sock.poll(1000), "ZeroMQ drops the connection: no reply"
+            sock.send_multipart(encode_request(3, "stats"))  # after ZeroMQ's reconnect
+            assert sock.poll(5000)
+            reply = msgpack.unpackb(sock.recv_multipart()[0])
+            assert (reply["id"], reply["error"]["code"]) == (3, ErrorCode.HELLO_REQUIRED)
+        finally:
+            sock.close()
+
+
+HOSTILE = [None, True, -1, 2**64 - 1, -(2**63), 1e308, "x" * 300, [], {}, [[]], [1, "a"]]
+HOSTILE += [[[1.0] * 4] * 4, [[0.0] * 3] * 8, ["depth"] * 300, "../x", "/etc", 100_000, 257]
+
+
+def base_requests(hdmap_handle: str) -> dict:
+    box = {"class": "Car", "corners": CUBE}
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    return {
+        "controls": (
+            {
+                "modalities": ["depth", "edge", "lidar", "hdmap"],
+                "K": K,
+                "cam_to_world": EYE4,
+                "hdmap": hdmap_handle,
+                "boxes": [box],
+                "light_states": {},
+            },
+            {
+                "rgb": rgb,
+                "depth_m": np.full((48, 64), 3.0, np.float32),
+                "points_world": np.ones((20, 3), np.float32),
+            },
+        ),  # fmt: skip
+        "episode_open": ({"path": "p", "fps": 10.0, "simulator": "t", "cameras": [CAMERA]}, {}),
+        "episode_read": ({"path": "readback", "start": 0, "count": 1}, {}),
+        "hdmap_load": ({"path": "street.xodr", "step_m": 5.0}, {}),
+        "describe": ({"methods": ["echo"]}, {}),
+    }
+
+
+@pytest.mark.parametrize(
+    "method", ["controls", "episode_open", "episode_read", "hdmap_load", "describe"]
+)
+def test_one_hostile_param_is_never_internal(hdmap, method):
+    c, handle = hdmap
+    params, arrays = base_requests(handle)[method]
+    for i, key in enumerate([*params, "extra"]):
+        for j, value in enumerate(HOSTILE):
+            sent = {**params, key: value}
+            if method == "episode_open" and key != "path":
+                sent["path"] = f"hostile-{i}-{j}"
+            try:
+                c.call(method, sent, arrays)
+            except SidecarError as exc:
+                assert exc.code != ErrorCode.INTERNAL, (key, value, exc)

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from cosmos_sim.cli import app
 from cosmos_sim.transfer import ClipError, diffusers_backend, find_clips
-from cosmos_sim.transfer.base import Chunk, SessionOptions, start_session
+from cosmos_sim.transfer.base import Chunk, GuardrailBlocked, SessionOptions, start_session
 from cosmos_sim.transfer.cosmos3 import Cosmos3Backend, _to_uint8, canvas_for, resolve_hints
 from cosmos_sim.transfer.diffusers_backend import SafetyError
 from cosmos_sim.types import SpecError
@@ -138,6 +138,16 @@ def test_sessions_chain_chunks_exactly_as_the_pipeline_does(model_dir, tmp_path)
     session.close()
 
 
+def test_a_blocked_prompt_is_a_guardrail_error_not_frames(model_dir, clips, tmp_path):
+    class RefusingChecker(PassThroughSafetyChecker):
+        def check_text_safety(self, prompt: str) -> bool:
+            return False
+
+    engine = backend(model_dir, RefusingChecker())
+    with pytest.raises(GuardrailBlocked, match="refused the prompt for camera 'front'"):
+        list(engine.transfer(find_clips(clips)[0], "anything", 0, tmp_path))
+
+
 def test_without_cosmos_guardrail_it_fails_before_loading_weights(model_dir, monkeypatch):
     from diffusers import Cosmos3OmniModularPipeline
 
@@ -156,6 +166,27 @@ def test_a_replacement_checker_is_refused_for_cosmos_size_weights(model_dir, mon
     guardrail_standin.install(monkeypatch)  # the CLI path: a non-real guardrail is refused too
     with pytest.raises(SafetyError, match="refusing"):
         Cosmos3Backend(model_dir, **TINY)
+
+
+def test_a_prebuilt_pipeline_takes_a_replacement_only_with_random_weights(model_dir, monkeypatch):
+    """`from_pipeline` (the GPU benchmark's path): weights built in this process may run with
+    a pass-through checker at any size; the same networks loaded from a file may not."""
+    from diffusers.modular_pipelines.cosmos import Cosmos3OmniBlocks
+
+    loaded = backend(model_dir, PassThroughSafetyChecker()).pipe  # tiny test path: accepted
+    monkeypatch.setattr(diffusers_backend, "MAX_PARAMS_WITHOUT_GUARDRAIL", 1000)  # "Cosmos size"
+    with pytest.raises(SafetyError, match="refusing a replacement"):
+        Cosmos3Backend.from_pipeline(loaded, safety_checker=PassThroughSafetyChecker(), **TINY)
+    config = {k: v for k, v in loaded.transformer.config.items() if not k.startswith("_")}
+    fresh = Cosmos3OmniBlocks().init_pipeline()
+    fresh.update_components(
+        transformer=type(loaded.transformer)(**config),  # same network, random weights
+        vae=loaded.vae, text_tokenizer=loaded.text_tokenizer, scheduler=loaded.scheduler,
+    )  # fmt: skip
+    engine = Cosmos3Backend.from_pipeline(fresh, safety_checker=PassThroughSafetyChecker(), **TINY)
+    assert engine.pipe.requires_safety_checker
+    with pytest.raises(SafetyError, match="pip install cosmos-guardrail"):
+        Cosmos3Backend.from_pipeline(Cosmos3OmniBlocks().init_pipeline(), **TINY)
 
 
 def test_folders_that_are_not_a_cosmos3_transfer_pipeline_are_named(tmp_path):

@@ -30,6 +30,7 @@ on the seed and the id).
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import pickle
 import queue
@@ -59,8 +60,9 @@ OVERFLOW_POLICIES = ("block", "skip")
 WORKERS = ("thread", "process")
 RESOLUTIONS = ("bucket", "camera")
 """Session size: the camera's Cosmos bucket (what Cosmos models take) or its own size."""
-SESSION_CONTROLS = ("depth", "seg", "edge", "vis")
-"""Controls an Augmenter computes from camera frames (LiDAR and HD map need whole clips)."""
+FRAME_INPUTS = frozenset({"rgb", "depth_m", "instance_id"})
+"""What an Augmenter gives the controls per chunk: the controls that read only these run
+(LiDAR sweeps and the HD map need a rig and a map: `cosmos-sim controls` makes those)."""
 DEFAULT_CONTROLS = ("depth", "seg", "edge")
 """Controls computed for a backend that does not say which it needs (`needs`)."""
 
@@ -150,6 +152,7 @@ class Augmenter:
     ) -> None:
         from cosmos_sim.controls.backend import check_device
         from cosmos_sim.controls.spec import DEFAULT_PROMPT
+        from cosmos_sim.controls.table import CONTROLS
 
         if overflow not in OVERFLOW_POLICIES:
             raise SpecError(f"overflow={overflow!r}: choose one of {list(OVERFLOW_POLICIES)}")
@@ -184,10 +187,13 @@ class Augmenter:
         if controls is None:
             controls = DEFAULT_CONTROLS if needs is None else needs
         self.controls = tuple(controls)
-        unknown = [c for c in self.controls if c not in SESSION_CONTROLS]
+        per_frame = [n for n, c in CONTROLS.items() if set(c.inputs) <= FRAME_INPUTS]
+        unknown = [c for c in self.controls if c not in per_frame]
         if unknown:
             raise SpecError(
-                f"controls {unknown}: an Augmenter computes {list(SESSION_CONTROLS)} per chunk"
+                f"controls {unknown}: an Augmenter computes {per_frame} per chunk",
+                field="controls",
+                fix=f"choose from {per_frame}",
             )
         self.prompt = prompt or DEFAULT_PROMPT
         self.chunk_frames, self.overflow, self.worker = chunk_frames, overflow, worker
@@ -288,10 +294,8 @@ class Augmenter:
             self._closed = True
             self._pending = []
             self._put(None)
-            try:
+            with contextlib.suppress(Exception):  # the run's own error is the one to see
                 self._wait_done()
-            except Exception:  # noqa: S110 - the run's own error is the one to see
-                pass
 
     def _enqueue(self) -> None:
         chunk, self._pending = self._pending, []
@@ -344,10 +348,10 @@ class Augmenter:
                 break
             timeout = None
             if kind == "frame":
-                tick, camera, lag_s, item = payload
+                lag_s, made_at, item = payload
                 self._stats.frames_out += 1
                 self._stats.lag_s.append(lag_s)
-                self._stats.wall_s = time.monotonic() - (self._start or 0.0)
+                self._stats.wall_s = made_at - (self._start or made_at)
                 if item is not None:
                     self._out.append(item)
             elif kind == "error":
@@ -428,9 +432,9 @@ class _Engine:
         self.backend: TransferBackend | None = backend
         self.functions = control_backend(config.device)
         self.labels: dict[tuple[str, int], tuple[SensorFrame, float]] = {}
-        self.ids: dict[str, set[int]] = {}
-        self.palette: dict[str, dict[int, tuple[int, int, int]]] = {}
-        self.depth_range: dict[str, tuple[float, float]] = {}
+        self.stats: dict[str, Any] = {}
+        """Camera -> its ClipStats so far (depth range, palette)."""
+        self.compact: dict[str, CompactIds] = {}
 
     def run(self, ticks: list[tuple[dict[str, SensorFrame], float]]) -> None:
         for camera in ticks[0][0]:
@@ -469,37 +473,45 @@ class _Engine:
 
     def chunk(self, camera: str, frames: Sequence[SensorFrame]) -> Chunk:
         """One camera's frames as a session Chunk: RGB and controls at the session size."""
-        from cosmos_sim.controls.depth import depth_range
-        from cosmos_sim.controls.seg import seg_palette
-        from cosmos_sim.video import bucket_size, resize_frames
+        from cosmos_sim.controls.table import (
+            ClipStats,
+            ControlSettings,
+            FrameChunk,
+            compute_controls,
+            resolve_stats,
+        )
+        from cosmos_sim.video import bucket_size
 
         spec = frames[0].camera
         size = (spec.width, spec.height)
         if self.config.resolution == "bucket":
             size = bucket_size(*size)
-        rgb = resize_frames(np.stack([f.rgb for f in frames]), size, "area")
-        controls: dict[str, np.ndarray] = {}
-        palette = None
-        for name in self.config.controls:
-            if name == "depth":
-                depth = resize_frames(_stack(frames, "depth_m", name), size, "linear")
-                if camera not in self.depth_range:
-                    self.depth_range[camera] = self.config.depth_range_m or depth_range(depth)
-                lo, hi = self.depth_range[camera]
-                controls[name] = self.functions["depth"](depth, min_m=lo, max_m=hi)
-            elif name == "seg":
-                ids = resize_frames(_stack(frames, "instance_id", name), size, "nearest")
-                seen = self.ids.setdefault(camera, set())
-                new = set(np.unique(ids).tolist()) - seen
-                if new or camera not in self.palette:
-                    seen |= new
-                    self.palette[camera] = seg_palette(seen, self.config.seed)
-                palette = self.palette[camera]
-                controls[name] = self.functions["seg"](ids, palette)
-            else:
-                controls[name] = self.functions[name](rgb, "medium")
+        wanted = self.config.controls
         ticks = np.array([f.frame_index for f in frames], dtype=np.int64)
-        return Chunk(ticks, rgb, controls, palette)
+        images = FrameChunk(size[1], size[0], ticks=ticks.tolist())
+        images.rgb = _fit(np.stack([f.rgb for f in frames]), size, "area")
+        if "depth" in wanted:
+            images.depth_m = _fit(_stack(frames, "depth_m", "depth"), size, "linear")
+        if "seg" in wanted:
+            images.instance_id = _fit(_stack(frames, "instance_id", "seg"), size, "nearest")
+        # per-run statistics from the first chunk on: the depth range, the growing palette
+        known = self.stats.get(camera) or ClipStats(depth_range_m=self.config.depth_range_m)
+        stats = self.stats[camera] = resolve_stats(images, wanted, known, self.config.seed)
+        used = stats
+        if "seg" in wanted:  # the same colours, through seg_control's dense table
+            compact = self.compact.get(camera)
+            if compact is None or compact.keys != sorted(stats.palette):
+                compact = self.compact[camera] = CompactIds(sorted(stats.palette))
+            images.instance_id = compact(images.instance_id)
+            colours = {i: stats.palette[key] for i, key in enumerate(compact.keys)}
+            used = ClipStats(depth_range_m=stats.depth_range_m, palette=colours)
+        settings = ControlSettings(seed=self.config.seed)
+        controls = (
+            compute_controls(images, wanted, used, settings=settings, backend=self.functions)
+            if wanted
+            else {}
+        )
+        return Chunk(ticks, images.rgb, controls, stats.palette)
 
     def _deliver(self, camera: str, outputs: Sequence[TickFrame]) -> None:
         from cosmos_sim.video import resize_frames
@@ -516,11 +528,40 @@ class _Engine:
             frame = out.frame
             if frame.shape[:2] != (spec.height, spec.width):
                 frame = resize_frames(frame[None], (spec.width, spec.height), "area")[0]
-            item = Augmented(out.tick, camera, frame, labels, time.monotonic() - submitted)
+            made_at = time.monotonic()  # one clock for both processes (CLOCK_MONOTONIC)
+            item = Augmented(out.tick, camera, frame, labels, made_at - submitted)
             if self.sink is not None:
                 self.sink(item)
             payload = None if self.sink is not None else item
-            self.events.put(("frame", (item.tick, camera, item.lag_s, payload)))
+            self.events.put(("frame", (item.lag_s, made_at, payload)))
+
+
+class CompactIds:
+    """Maps a known set of (large, sparse) instance ids to 0..n-1 with one modulo and a table.
+
+    PyBullet ids are `1 + body + (link + 1)·2^24`: too large for a dense table, and a binary
+    search per pixel costs more than the rest of the chunk's controls. The smallest modulus
+    under which the ids do not collide makes a perfect hash (found once per new id).
+    """
+
+    def __init__(self, keys: Sequence[int]) -> None:
+        self.keys = list(keys)
+        n = len(self.keys)
+        self.modulus = next(
+            m for m in range(max(n, 1), 1 << 26) if len({k % m for k in self.keys}) == n
+        )
+        self.slot = np.zeros(self.modulus, np.int32)
+        self.slot[np.asarray(self.keys, np.int64) % self.modulus] = np.arange(n, dtype=np.int32)
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        return self.slot[ids % self.modulus]
+
+
+def _fit(frames: np.ndarray, size: tuple[int, int], kind: str) -> np.ndarray:
+    """`frames` at `size` (W, H): resized, or as they are when they already are that size."""
+    from cosmos_sim.video import resize_frames
+
+    return frames if frames.shape[2:0:-1] == size else resize_frames(frames, size, kind)
 
 
 def _stack(frames: Sequence[SensorFrame], field_name: str, control: str) -> np.ndarray:

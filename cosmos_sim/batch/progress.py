@@ -21,6 +21,8 @@ class Progress:
             for stage in stages
         }
         self.seconds: dict[str, list[float]] = {stage: [] for stage in stages}
+        self.retried: dict[str, list[str]] = {stage: [] for stage in stages}
+        """Units finished after an attempt's process died mid-unit (Ray retried them)."""
         self.errors: dict[str, dict[str, str]] = {}
         """unit -> {"stage", "error"} of its failure."""
 
@@ -30,6 +32,8 @@ class Progress:
     def finish(self, stage: str, unit: str, marker: dict[str, Any]) -> None:
         self.state[stage][unit] = "done"
         self.seconds[stage].append(float(marker.get("seconds", 0.0)))
+        if marker.get("abandoned_attempts"):
+            self.retried[stage].append(unit)
 
     def fail(self, stage: str, unit: str, error: str) -> None:
         self.state[stage][unit] = "failed"
@@ -78,7 +82,8 @@ class Progress:
             "wall_s": self.elapsed_s(),
             "units_per_hour": self.units_per_hour(),
             "stages": {
-                s: {**counts[s], "mean_unit_s": _mean(self.seconds[s])} for s in self.stages
+                s: {**counts[s], "mean_unit_s": _mean(self.seconds[s]), "retried": self.retried[s]}
+                for s in self.stages
             },
             "failed": [{"unit": u, **e} for u, e in self.errors.items()],
             "units": {u: {s: self.state[s][u] for s in self.stages} for u in self.units},
@@ -100,6 +105,9 @@ def summary(report: dict[str, Any]) -> list[str]:
         )
     if report["units_per_hour"]:
         lines.append(f"throughput {report['units_per_hour']:.0f} units/h (all stages, this run)")
+    retried = [f"{u} ({name})" for name, s in stages.items() for u in s["retried"]]
+    if retried:
+        lines.append(f"finished after a lost worker was retried: {', '.join(retried)}")
     for failure in report["failed"][:10]:
         lines.append(f"FAILED {failure['unit']} at {failure['stage']}: {failure['error']}")
     if len(report["failed"]) > 10:

@@ -11,8 +11,8 @@ records every unit's outcome. Only paths travel through Ray; the data stays on d
 
 from __future__ import annotations
 
-import fcntl
 import functools
+import re
 import shutil
 import time
 from collections import deque
@@ -21,14 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from cosmos_sim.batch import stages as stage_fns
+from cosmos_sim.batch.outdir import check_no_foreign_folders, check_same_plan, locked
 from cosmos_sim.batch.plan import Plan, PlanError, TransferStage, Unit, load_plan
 from cosmos_sim.batch.progress import Progress
 from cosmos_sim.batch.units import done_marker, partials, unit_dir, write_unit
+from cosmos_sim.batch.workers import ResidentWorkers
 from cosmos_sim.episode import write_json_atomic
 from cosmos_sim.extras import require
 
 REPORT = "batch_report.json"
-PLAN_RECORD = "plan.json"
 
 
 def run_plan(
@@ -52,16 +53,16 @@ def run_plan(
     stages = plan.stage_names()
     units = plan.units()
     out.mkdir(parents=True, exist_ok=True)
-    with _lock(out):
-        _check_same_plan(plan, out)
+    with locked(out):
+        check_same_plan(plan, out)
         finished = {(s, u.id) for s in stages for u in units if done_marker(out, s, u.id)}
         todo = [u for u in units if any((s, u.id) not in finished for s in stages)]
-        _check_no_foreign_folders(out, stages, todo, finished)
+        check_no_foreign_folders(out, stages, todo, finished)
         progress = Progress(stages, [u.id for u in units], finished)
         info: dict[str, Any] = {
             "plan": plan.name,
             "out": str(out.resolve()),
-            "ray": "not started: every unit had finished",
+            "ray": "not started" + ("" if todo else ": every unit had finished"),
         }
         try:
             if todo:
@@ -149,9 +150,7 @@ def _transfer_workers(stage: TransferStage, cpus: float, gpus: float) -> int:
     return workers
 
 
-def _transfer_pool(plan: Plan, stage: TransferStage, out: Path, workers: int):
-    from cosmos_sim.batch.workers import ResidentWorkers
-
+def _transfer_pool(plan: Plan, stage: TransferStage, out: Path, workers: int) -> ResidentWorkers:
     return ResidentWorkers(
         functools.partial(TransferUnits, out, stage),
         count=workers,
@@ -192,11 +191,19 @@ def dataset_task(out: Path, unit: Unit, plan: Plan) -> dict[str, Any]:
     transfer = unit_dir(out, "transfer", unit.id) if plan.stages.transfer else None
     return write_unit(
         out, "dataset", unit.id,
-        lambda p: stage_fns.dataset(unit, plan.stages.dataset, episode, transfer, p),
+        lambda p: stage_fns.dataset(unit, episode, transfer, p),
     )  # fmt: skip
 
 
-def _drive(plan, out, todo, progress, pool, window, on_progress) -> None:
+def _drive(
+    plan: Plan,
+    out: Path,
+    todo: list[Unit],
+    progress: Progress,
+    pool: ResidentWorkers | None,
+    window: int,
+    on_progress: Callable[[Progress], None] | None,
+) -> None:
     """The driver loop: admit units up to `window`, start each one's next stage, collect."""
     import ray
 
@@ -212,6 +219,7 @@ def _drive(plan, out, todo, progress, pool, window, on_progress) -> None:
     waiting, in_flight = deque(todo), 0
     ready_for_transfer: deque[Unit] = deque()
     running: dict[Any, tuple[str, Unit]] = {}
+    last_transfer_error = ""
 
     def advance(unit: Unit) -> None:
         nonlocal in_flight
@@ -235,7 +243,7 @@ def _drive(plan, out, todo, progress, pool, window, on_progress) -> None:
             progress.start("transfer", unit.id)
         if ready_for_transfer and (pool is None or not pool.alive):
             unit = ready_for_transfer.popleft()
-            progress.fail("transfer", unit.id, "every transfer worker died (retries used up)")
+            progress.fail("transfer", unit.id, f"no transfer worker left ({last_transfer_error})")
             in_flight -= 1
             continue
         if not running:
@@ -247,6 +255,8 @@ def _drive(plan, out, todo, progress, pool, window, on_progress) -> None:
                 marker = pool.release(ref) if stage == "transfer" else ray.get(ref)
             except Exception as exc:  # noqa: BLE001  (any unit error is reported, not raised)
                 progress.fail(stage, unit.id, _describe(exc))
+                if stage == "transfer":
+                    last_transfer_error = _describe(exc)
                 in_flight -= 1
                 continue
             progress.finish(stage, unit.id, marker)
@@ -256,91 +266,22 @@ def _drive(plan, out, todo, progress, pool, window, on_progress) -> None:
 
 
 def _describe(exc: Exception) -> str:
-    """The unit's own error (not Ray's wrapper) as `Type: message`."""
+    """The unit's own error (not Ray's wrapper) as `Type: message`.
+
+    A worker whose model could not be built dies with Ray's ActorDiedError, whose text ends
+    with the constructor's traceback; its last `SomeError: ...` line is what went wrong.
+    """
     import ray
 
     if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause is not None:
         exc = exc.cause
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if isinstance(exc, ray.exceptions.RayActorError):
+        causes = [line for line in lines if _RAISED.match(line)]
+        if causes:
+            return f"transfer worker died: {causes[-1]}"
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
-def _lock(out: Path):
-    """Hold OUT/.batch.lock for the run, so two runs never clean up each other's attempts."""
-    import contextlib
-
-    @contextlib.contextmanager
-    def held():
-        with open(out / ".batch.lock", "w") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise FileExistsError(
-                    f"another cosmos-sim batch is running into {out}; wait for it or pick "
-                    "another --out"
-                ) from None
-            yield
-
-    return held()
-
-
-def _check_same_plan(plan: Plan, out: Path) -> None:
-    """A re-run may add episodes, not change how earlier ones were made."""
-    record = out / PLAN_RECORD
-    current = plan.model_dump(mode="json")
-    if record.is_file():
-        import json
-
-        before = json.loads(record.read_text())
-        field = _first_difference(_settings(before), _settings(current))
-        if field is not None:
-            raise PlanError(
-                f"differs from the plan that wrote {out} ({record})",
-                field=field,
-                fix="keep the earlier value, or run into a new --out",
-            )
-        current["captures"] = _merge_captures(before["captures"], current["captures"])
-    write_json_atomic(record, current)
-
-
-def _settings(plan: dict[str, Any]) -> dict[str, Any]:
-    """What decides a unit's output: everything but which episodes the captures list."""
-    which = ("seeds", "seed_range", "replays", "runs")
-    captures = {c["name"]: {k: v for k, v in c.items() if k not in which} for c in plan["captures"]}
-    return {"stages": plan["stages"], "captures": captures}
-
-
-def _merge_captures(before: list[dict], now: list[dict]) -> list[dict]:
-    names = {c["name"] for c in now}
-    return now + [c for c in before if c["name"] not in names]
-
-
-def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            if key in a and key in b:
-                if key == "captures" and not path:
-                    found = _first_difference(
-                        {k: a[key][k] for k in a[key] if k in b[key]},
-                        {k: b[key][k] for k in b[key] if k in a[key]},
-                        key,
-                    )
-                else:
-                    found = _first_difference(a[key], b[key], f"{path}.{key}" if path else key)
-            else:
-                found = f"{path}.{key}" if path else key
-            if found:
-                return found
-        return None
-    return None if a == b else path
-
-
-def _check_no_foreign_folders(out: Path, stages, todo, finished) -> None:
-    for unit in todo:
-        for stage in stages:
-            folder = unit_dir(out, stage, unit.id)
-            if (stage, unit.id) not in finished and folder.exists():
-                raise FileExistsError(
-                    f"{folder} exists without a done-marker, so cosmos-sim batch did not write "
-                    "it; move it away (nothing was changed)"
-                )
+_RAISED = re.compile(r"^[\w.]*(Error|Exception|Exit|Extra)\b[^:]*: ")
+"""A traceback's last line, `SomeError: message`."""

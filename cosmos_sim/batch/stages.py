@@ -1,8 +1,8 @@
 """What each stage does to one unit, as plain functions (Ray runs them; tests can call them).
 
 Each takes the unit and its inputs' folders and writes one new folder; `units.write_unit`
-makes that exactly-once. The work itself is the project's own capture, controls, transfer
-and dataset functions: nothing here re-implements a stage.
+makes that exactly-once. Capture calls the simulator bridges; controls, transfer and dataset
+are one stage each of `cosmos_sim.pipeline.run_pipeline`, the pipeline every front end runs.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cosmos_sim.batch.plan import ControlsStage, DatasetStage, TransferStage, Unit
+from cosmos_sim.batch.plan import ControlsStage, TransferStage, Unit
 
 
 def capture(unit: Unit, out: Path) -> dict[str, Any]:
@@ -35,14 +35,14 @@ def capture(unit: Unit, out: Path) -> dict[str, Any]:
 
 def controls(unit: Unit, stage: ControlsStage, episode: Path, out: Path) -> dict[str, Any]:
     """Control clips and specs of the unit's episode into `out`."""
-    from cosmos_sim.controls.clips import write_clips
+    from cosmos_sim.pipeline import run_pipeline
 
-    options: dict[str, Any] = {"prompt": stage.prompt} if stage.prompt else {}
-    written = write_clips(
-        episode, out, modalities=stage.modalities, seed=unit.seed, device=stage.device,
-        xodr=stage.xodr, cameras=unit.capture.cameras, progress=False, **options,
+    result = run_pipeline(
+        episode, out, stages=["controls"], modalities=stage.modalities, prompt=stage.prompt,
+        seed=unit.seed, device=stage.device, xodr=stage.xodr, cameras=unit.capture.cameras,
+        progress=False,
     )  # fmt: skip
-    return {"cameras": sorted(written["cameras"]), "frames": written["num_frames"]}
+    return {"cameras": sorted(result.clips_info["cameras"]), "notes": result.notes}
 
 
 class Transfer:
@@ -55,21 +55,19 @@ class Transfer:
         self.engine = make_backend(stage.backend, **stage.options)
 
     def __call__(self, unit: Unit, clips: Path, out: Path) -> dict[str, Any]:
-        from cosmos_sim.transfer import run_transfer
+        from cosmos_sim.pipeline import run_pipeline
 
         seed = unit.seed if self.stage.seed is None else self.stage.seed
-        run_transfer(
-            clips, out, backend=self.engine, prompt=self.stage.prompt,
-            prompts=self.stage.prompts, seed=seed,
+        run_pipeline(
+            None, out, stages=["transfer"], clips=clips, backend=self.engine,
+            prompt=self.stage.prompt, prompts=self.stage.prompts, seed=seed, progress=False,
         )  # fmt: skip
         return {"backend": self.engine.name, "seed": seed}
 
 
-def dataset(
-    unit: Unit, stage: DatasetStage, episode: Path, transfer: Path | None, out: Path
-) -> dict[str, Any]:
+def dataset(unit: Unit, episode: Path, transfer: Path | None, out: Path) -> dict[str, Any]:
     """The unit's labelled dataset (of the transfer output, else of the sim RGB) into `out`."""
-    from cosmos_sim.dataset import write_dataset
+    from cosmos_sim.pipeline import run_pipeline
 
-    write_dataset(episode, transfer, out, sheets=stage.sheets)
+    run_pipeline(episode, out, stages=["dataset"], transfer_out=transfer, progress=False)
     return {"source": "transfer" if transfer is not None else "sim"}

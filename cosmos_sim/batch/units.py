@@ -66,6 +66,7 @@ def write_unit(
     started = time.time()
     try:
         summary = make(partial)
+        stale = [p for p in partials(out, stage, unit) if p != partial]
         marker = {
             "unit": unit,
             "stage": stage,
@@ -73,6 +74,7 @@ def write_unit(
             "pid": pid,
             "started_unix_s": started,
             "seconds": time.time() - started,
+            "abandoned_attempts": len(stale),  # attempts whose process died mid-unit
             **summary,
         }
         partial.mkdir(exist_ok=True)
@@ -88,6 +90,6 @@ def write_unit(
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    for stale in partials(out, stage, unit):  # attempts killed before they could clean up
-        shutil.rmtree(stale, ignore_errors=True)
+    for folder in partials(out, stage, unit):  # attempts killed before they could clean up
+        shutil.rmtree(folder, ignore_errors=True)
     return marker

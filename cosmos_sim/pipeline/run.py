@@ -17,9 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cosmos_sim.types import SpecError
+
+if TYPE_CHECKING:
+    from cosmos_sim.transfer.base import TransferBackend
 
 STAGES = ("controls", "transfer", "dataset")
 """The pipeline's stages, in the order they run."""
@@ -59,8 +62,9 @@ def run_pipeline(
     chunk_frames: int | None = None,
     depth_range_m: tuple[float, float] | None = None,
     xodr: str | Path | None = None,
+    cameras: Sequence[str] | None = None,
     skip_damaged: bool = False,
-    backend: str = "appearance",
+    backend: str | TransferBackend = "appearance",
     backend_options: Mapping[str, Any] | None = None,
     progress: bool = True,
     on_stage: Callable[[str], None] | None = None,
@@ -73,9 +77,11 @@ def run_pipeline(
     Controls: `modalities` (None: all the episode supports), `seed` (seg palette, specs,
     backend), `device` ("auto", "cpu", "cuda": where the controls run), `chunk_frames`
     (output frames per streamed chunk, 1..93), `depth_range_m` (fixed depth range; default
-    per clip), `xodr` (OpenDRIVE map for hdmap), `skip_damaged` (hold the previous tick in
-    place of an unreadable one, listed in clips.json). Transfer: `backend` ("appearance",
-    "diffusers", "cosmos-cli", ...) with `backend_options`; `prompt` for every camera or
+    per clip), `xodr` (OpenDRIVE map for hdmap), `cameras` (a subset; default all),
+    `skip_damaged` (hold the previous tick in place of an unreadable one, listed in
+    clips.json). Transfer: `backend` ("appearance", "diffusers", "cosmos-cli", ...) with
+    `backend_options`, or a backend already built (a resident worker reuses its model across
+    episodes); `prompt` for every camera or
     `prompts` one per camera (default: each clip's spec). `on_stage(name)` is called as each
     stage starts (the sidecar reports it as the job's phase).
     """
@@ -101,7 +107,7 @@ def run_pipeline(
         result.clips_info = write_clips(
             episode, folder["controls"], modalities=modalities, seed=seed, device=device,
             chunk_frames=chunk_frames or CHUNK_FRAMES, depth_range_m=depth_range_m, xodr=xodr,
-            skip_damaged=skip_damaged, progress=progress, **options,
+            skip_damaged=skip_damaged, cameras=cameras, progress=progress, **options,
         )  # fmt: skip
         result.clips = folder["controls"]
         result.notes += result.clips_info["notes"]

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+
 from cosmos_sim.sidecar.protocol import ErrorCode, Limits, ProtocolError
 
 INT64_MAX = 2**63 - 1
@@ -99,6 +101,34 @@ def matrix(params: dict[str, Any], name: str, rows: int, cols: int) -> None:
         )
 
 
+def intrinsics_and_pose(params: dict[str, Any]) -> None:
+    """K (when given) a pinhole matrix, cam_to_world (when given) a rigid transform: the
+    projections divide by fx, fy and invert the pose."""
+    matrix(params, "K", 3, 3)
+    matrix(params, "cam_to_world", 4, 4)
+    if params.get("K") is not None:
+        K = np.asarray(params["K"], np.float64)
+        if not (K[0, 0] > 0 and K[1, 1] > 0 and np.allclose(K[2], [0, 0, 1])):
+            raise _bad(
+                "K",
+                "is not a pinhole matrix",
+                "send [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0",
+            )
+    if params.get("cam_to_world") is not None:
+        pose = np.asarray(params["cam_to_world"], np.float64)
+        rot = pose[:3, :3]
+        if not (
+            np.allclose(pose[3], [0, 0, 0, 1])
+            and np.allclose(rot @ rot.T, np.eye(3), atol=1e-4)
+            and np.linalg.det(rot) > 0
+        ):
+            raise _bad(
+                "cam_to_world",
+                "is not a rigid transform",
+                "send a rotation (orthonormal, det +1) and a translation, last row [0, 0, 0, 1]",
+            )
+
+
 def _boxes(params: dict[str, Any], limits: Limits) -> None:
     max_items(params, "boxes", limits.max_boxes)
     for i, box in enumerate(params.get("boxes") or []):
@@ -132,8 +162,7 @@ def _controls(params: dict[str, Any], limits: Limits) -> None:
     lo, hi = params.get("depth_min_m"), params.get("depth_max_m")
     if lo is not None and hi is not None and hi <= lo:
         raise _bad("depth_max_m", f"is {hi}, not above depth_min_m={lo}", "send max > min > 0")
-    matrix(params, "K", 3, 3)
-    matrix(params, "cam_to_world", 4, 4)
+    intrinsics_and_pose(params)
     image_size(params, "height", "width", limits)
     in_range(params, "lidar_min_m", 0.0, 1e6)
     in_range(params, "lidar_max_m", 0.0, 1e6, above=True)
@@ -203,6 +232,8 @@ def _shm_open(params: dict[str, Any], limits: Limits) -> None:
 
 def _describe(params: dict[str, Any], limits: Limits) -> None:
     max_items(params, "methods", MAX_LIST)
+    if not all(isinstance(name, str) for name in params["methods"]):
+        raise _bad("methods", "holds a non-string", "send method names as strings")
 
 
 RULES: Mapping[str, Rule] = {

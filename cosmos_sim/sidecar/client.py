@@ -83,6 +83,7 @@ class Client:
         self._ctx = context or zmq.Context.instance()
         self._socket = self._ctx.socket(zmq.DEALER)
         self._socket.linger = 0
+        self._rcvtimeo_ms = -1
         if curve_server_key is not None:
             key = (
                 curve_server_key
@@ -146,8 +147,11 @@ class Client:
     def _wait(self, request_id: int, timeout_s: float) -> Reply | None:
         deadline = time.monotonic() + timeout_s
         while (left := deadline - time.monotonic()) > 0:
-            # A blocking recv with a timeout wakes faster than poll() followed by recv().
-            self._socket.rcvtimeo = max(1, int(left * 1000))
+            # A blocking recv with a timeout wakes faster than poll() followed by recv();
+            # the option is set only when it changes (a setsockopt per request adds up).
+            timeout_ms = max(1, int(left * 1000))
+            if abs(timeout_ms - self._rcvtimeo_ms) > 50:
+                self._socket.rcvtimeo = self._rcvtimeo_ms = timeout_ms
             try:
                 frames = self._socket.recv_multipart(copy=False)
             except zmq.Again:

@@ -208,7 +208,9 @@ class Server:
     relative to `data_dir`; transfer jobs use `transfer_backend` with `transfer_options`
     on `job_workers` threads; `env_make` serves only `env_ids`; `controls` runs on `device`
     ("auto": the GPU kernels when CUDA is visible, "cpu" or "cuda", as `cosmos-sim controls
-    --device`); `methods` replaces the method table (tests add methods this way).
+    --device`); `methods` replaces the method table (tests add methods this way). A session
+    ends when its connection closes or misses heartbeats, or after `session_idle_s` idle;
+    at most `max_sessions` exist, `max_sessions_per_peer` of them per peer.
     """
 
     def __init__(
@@ -231,6 +233,11 @@ class Server:
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers: need at least 1, got {workers}")
+        if max_sessions < 1 or max_sessions_per_peer < 1:
+            raise ValueError(
+                f"max_sessions ({max_sessions}) and max_sessions_per_peer "
+                f"({max_sessions_per_peer}): need at least 1 each"
+            )
         if isinstance(curve_keys, str | Path):
             curve_keys = CurveKeys.load(curve_keys)
         check_bind(bind, curve=curve_keys is not None)
@@ -241,7 +248,7 @@ class Server:
         self.data_dir = Path(data_dir).resolve()
         self.session_idle_s = session_idle_s
         self.max_sessions = max_sessions
-        self.max_sessions_per_peer = max_sessions_per_peer
+        self.max_sessions_per_peer = min(max_sessions_per_peer, max_sessions)
         self.num_workers = workers
         self.transfer_backend = transfer_backend
         self.transfer_options = dict(transfer_options or {})
@@ -401,13 +408,15 @@ class Server:
 
     def _forward_replies(self) -> None:
         for _ in range(1000):  # bounded, so requests and replies take turns
+            try:
+                frames = self._replies.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            if len(frames) > 1:  # (one frame: a wake-up from stop())
+                self._done(frames[0].bytes)
+                self._send(frames)
             if not self._replies.get(zmq.EVENTS) & zmq.POLLIN:  # cheaper than catching Again
                 return
-            frames = self._replies.recv_multipart(copy=False)
-            if len(frames) == 1:  # a wake-up from stop()
-                continue
-            self._done(frames[0].bytes)
-            self._send(frames)
 
     def _done(self, identity: bytes) -> None:
         """One request of `identity` was answered; a departed client's session ends after
@@ -457,14 +466,17 @@ class Server:
                 self.end_session(identity)
 
     def _receive_requests(self) -> None:
-        for _ in range(1000):
-            if not self._router.get(zmq.EVENTS) & zmq.POLLIN:
+        for _ in range(1000):  # poll saw a request; more may wait behind it
+            try:
+                frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
                 return
-            frames = self._router.recv_multipart(copy=False)
             started = time.perf_counter()
             # REQ sockets put an empty delimiter frame before the body; DEALERs need not.
             cut = 2 if len(frames) > 1 and len(frames[1]) == 0 else 1
             self._handle(frames[:cut], frames[cut:], started)
+            if not self._router.get(zmq.EVENTS) & zmq.POLLIN:  # cheaper than catching Again
+                return
 
     def _handle(self, envelope: list[Any], body: list[Any], started: float) -> None:
         identity = envelope[0].bytes
@@ -535,7 +547,10 @@ class Server:
         event ends its session. Pending events are read first: a fd closed just now may
         already be reused by this very connection."""
         self._disconnects()
-        fd = frame.get(zmq.SRCFD)
+        try:
+            fd = frame.get(zmq.SRCFD)
+        except zmq.ZMQError:  # inproc has no socket: idle expiry ends its sessions
+            return
         if fd >= 0:
             self._fds[fd] = identity
 

@@ -31,6 +31,7 @@ from cosmos_sim.transfer.base import (
 from cosmos_sim.transfer.run import resolve_prompts, run_transfer
 
 register_backend("cosmos3", "cosmos_sim.transfer.cosmos3:Cosmos3Backend")
+register_backend("cosmos-framework", "cosmos_sim.transfer.cosmos_framework:CosmosFrameworkBackend")
 
 __all__ = [
     "BackendError",

@@ -332,7 +332,7 @@ class Chunk:
     rgb: np.ndarray
     """T×H×W×3 uint8 simulator RGB."""
     controls: Mapping[str, np.ndarray] = field(default_factory=dict)
-    """Control name (CONTROL_NAMES) -> T×H×W×3 uint8 control frames."""
+    """Control name (`cosmos_sim.controls.table.MODALITIES`) -> T×H×W×3 uint8 frames."""
     palette: Mapping[int, tuple[int, int, int]] | None = None
     """Instance id -> colour of the seg control, covering every id seen so far in the stream."""
 
@@ -343,10 +343,16 @@ class Chunk:
         if np.any(np.diff(ticks) <= 0):
             raise SpecError(f"Chunk.ticks: must increase, got {ticks.tolist()}")
         object.__setattr__(self, "ticks", ticks.astype(np.int64))
+        from cosmos_sim.controls.table import MODALITIES
+
         want = (len(ticks), *np.shape(self.rgb)[1:3], 3)
         for name, arr in {"rgb": self.rgb, **self.controls}.items():
-            if name != "rgb" and name not in CONTROL_NAMES:
-                raise SpecError(f"Chunk.controls: {name!r} is not one of {CONTROL_NAMES}")
+            if name != "rgb" and name not in MODALITIES:
+                raise SpecError(
+                    f"Chunk.controls: {name!r} is not one of {MODALITIES}",
+                    field=f"controls.{name}",
+                    fix=f"name controls as the controls table does: {MODALITIES}",
+                )
             if not isinstance(arr, np.ndarray) or arr.dtype != np.uint8 or arr.shape != want:
                 got = (getattr(arr, "dtype", type(arr).__name__), np.shape(arr))
                 raise SpecError(

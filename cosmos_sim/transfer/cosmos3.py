@@ -25,8 +25,10 @@ a hub id already in the local Hugging Face cache. Safety: the Cosmos guardrail
 (`CosmosSafetyChecker`, package cosmos-guardrail) is built before the model is loaded, and the
 pipeline's `enable_safety_checker` is called with it; nothing here disables it (NVIDIA Open
 Model License). The Python API's `safety_checker=` takes a replacement only for networks far
-too small to be Cosmos weights (the rule of `diffusers_backend.check_safety_checker`); that is
-the tests' path for tiny random pipelines and is not reachable from the CLI.
+too small to be Cosmos weights, and `from_pipeline` also for networks built from random
+initialisation in this process, never loaded from a file (the rule of
+`diffusers_backend.check_safety_checker`); those are the tests' and the GPU benchmark's
+paths, not reachable from the CLI, which always loads from disk.
 """
 
 from __future__ import annotations
@@ -40,11 +42,13 @@ from typing import Any
 
 import numpy as np
 
+from cosmos_sim.controls.spec_cosmos3 import HINT_ORDER, HINTS, guidance_for
 from cosmos_sim.transfer.base import (
     BackendError,
     Chunk,
     Clip,
     ClipError,
+    GuardrailBlocked,
     SessionOptions,
     TickFrame,
     check_chunk,
@@ -57,26 +61,6 @@ DISTILLED_CLASS = "Cosmos3DistilledModularPipeline"
 COMPONENTS = ("transformer", "vae", "text_tokenizer", "scheduler")
 """What transfer uses (no sound tokenizer); only these are loaded."""
 
-HINTS = {
-    "edge": "edge",
-    "vis": "blur",
-    "depth": "depth",
-    "seg": "seg",
-    "hdmap": "wsm",
-    "wsm": "wsm",
-}
-"""Our control video -> Cosmos 3 hint (`before_encoder.py`: edge, blur, depth, seg, wsm); a
-clip with both hdmap.mp4 and wsm.mp4 feeds wsm.mp4."""
-HINT_ORDER = ("edge", "blur", "depth", "seg", "wsm")
-RECOMMENDED = {
-    "edge": (3.0, 1.5),
-    "blur": (3.0, 1.5),
-    "depth": (3.0, 1.5),
-    "seg": (3.0, 2.0),
-    "wsm": (1.0, 3.0),
-}
-"""Hint -> (guidance_scale, control_guidance) published for a single hint (diffusers docs and
-cosmos-framework args.py); with several hints the edge/blur/depth pair is used."""
 SESSION_CONTROLS = ("edge", "vis", "depth", "seg")
 """What a session feeds unless told (the controls a `Chunk` carries that Cosmos 3 takes)."""
 TIERS = (256, 480, 704, 720)
@@ -161,6 +145,7 @@ class Cosmos3Backend:
         negative_prompt: str | None = None,
         control_weights: Mapping[str, float] | None = None,
         safety_checker: Any = None,
+        pipeline: Any = None,
     ) -> None:
         from cosmos_sim.extras import require
 
@@ -189,10 +174,20 @@ class Cosmos3Backend:
         self.steps, self.flow_shift = int(num_inference_steps), float(flow_shift)
         self.guidance = (guidance_scale, control_guidance)
         self.negative_prompt = negative_prompt
-        self.pipe = load_pipeline(model, dtype=dtype, safety_checker=safety_checker)
+        if pipeline is None:
+            self.pipe = load_pipeline(model, dtype=dtype, safety_checker=safety_checker)
+        else:
+            self.pipe = _guard_prebuilt(pipeline, safety_checker)
         self.pipe.update_components(scheduler=_shifted(self.pipe.scheduler, self.flow_shift))
         self.pipe.to(device)
         self.pipe.set_progress_bar_config(disable=True)
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Any, **settings: Any) -> Cosmos3Backend:
+        """A backend around a pipeline built in this process (random weights for the GPU
+        benchmark). Its checker must be the real guardrail unless `check_safety_checker`
+        accepts a replacement: tiny networks, or random weights never loaded from a file."""
+        return cls(f"<{type(pipeline).__name__} built in process>", pipeline=pipeline, **settings)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -204,8 +199,8 @@ class Cosmos3Backend:
             "device": self.device,
             "dtype": self.dtype,
             "num_inference_steps": self.steps,
-            "guidance_scale": self.guidance[0] or "per hint (RECOMMENDED)",
-            "control_guidance": self.guidance[1] or "per hint (RECOMMENDED)",
+            "guidance_scale": self.guidance[0] or "per hint (spec_cosmos3.RECOMMENDED)",
+            "control_guidance": self.guidance[1] or "per hint (spec_cosmos3.RECOMMENDED)",
             "flow_shift": self.flow_shift,
             "num_video_frames_per_chunk": self.chunk,
             "num_conditional_frames": self.cond,
@@ -214,8 +209,8 @@ class Cosmos3Backend:
         }
 
     def settings(self, hints: Sequence[str]) -> tuple[float, float]:
-        """(guidance_scale, control_guidance): given values, else the recommendation."""
-        default = RECOMMENDED[hints[0]] if len(hints) == 1 else RECOMMENDED["edge"]
+        """(guidance_scale, control_guidance): given values, else the per-hint recommendation."""
+        default = guidance_for(list(hints))
         return tuple(v if v is not None else d for v, d in zip(self.guidance, default, strict=True))
 
     def start(self, options: SessionOptions, controls: Sequence[str] | None = None):
@@ -322,7 +317,17 @@ class Cosmos3Session:
             for c, hint in self.hints.items()
         }
         seeded = self._seed_frames is not None
-        out = self.backend.pipe(**self.call_kwargs(videos, seed_frames=self._seed_frames))
+        try:
+            out = self.backend.pipe(**self.call_kwargs(videos, seed_frames=self._seed_frames))
+        except ValueError as exc:  # diffusers reports a guardrail block as a ValueError
+            if "Cosmos Guardrail" not in str(exc):
+                raise
+            what = "the prompt" if "unsafe text" in str(exc) else "a generated chunk"
+            raise GuardrailBlocked(
+                f"the Cosmos guardrail refused {what} for camera {self.options.camera!r} "
+                f"(ticks from {self._ticks[0]}); nothing was returned for it. Change the prompt "
+                "or seed."
+            ) from exc
         decoded = out["previous_output"][0]  # [3, T, H, W] in [-1, 1], before the guardrail
         tail = decoded[:, decoded.shape[1] - self.cond :] if self.cond else None
         self._seed_frames = (
@@ -422,6 +427,27 @@ def load_pipeline(model: str | Path, *, dtype: str = "bfloat16", safety_checker:
     pipe.enable_safety_checker(safety_checker)
     if not pipe.requires_safety_checker:
         raise SafetyError("the Cosmos 3 pipeline's safety checker did not turn on")
+    return pipe
+
+
+def _guard_prebuilt(pipe: Any, safety_checker: Any = None):
+    """`pipe` with its guardrail on, checked as `load_pipeline` checks a loaded one."""
+    from cosmos_sim.transfer.diffusers_backend import (
+        GUARDRAIL_HELP,
+        SafetyError,
+        _from_file,
+        check_safety_checker,
+    )
+
+    if type(pipe).__name__ != PIPELINE_CLASS:
+        raise SpecError(f"pipeline= is a {type(pipe).__name__}, not a {PIPELINE_CLASS}")
+    checker = safety_checker or getattr(pipe, "safety_checker", None)
+    if checker is None:
+        raise SafetyError(GUARDRAIL_HELP)
+    params = sum(p.numel() for p in pipe.transformer.parameters())
+    random_init = not _from_file(pipe.transformer)
+    check_safety_checker(checker, params, PIPELINE_CLASS, random_init=random_init)
+    pipe.enable_safety_checker(checker)
     return pipe
 
 

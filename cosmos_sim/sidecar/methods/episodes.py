@@ -28,24 +28,32 @@ FRAME_FIELDS: dict[str, tuple[str, tuple]] = {
     "points_world": ("float32", (None, 3)),
 }
 SENSOR_KEYS = {"cam_to_world", "K", "ego_to_world", "extras"}
+MAX_PATH = 1024
+"""Longest relative path a client may name (folder names: 255 bytes, as on Linux)."""
 #: pose matrices of params.sensors entries: key -> (rows, cols).
 SENSOR_MATRICES = {"cam_to_world": (4, 4), "ego_to_world": (4, 4), "K": (3, 3)}
 
 
 def episode_path(data_dir: Path, name: str, field: str = "params.path") -> Path:
     """`data_dir/name`, refusing absolute paths and anything that leaves data_dir."""
-    candidate = Path(name) if isinstance(name, str) else None
-    if (
-        candidate is None
-        or candidate.is_absolute()
-        or ".." in candidate.parts
-        or not (data_dir / candidate).resolve().is_relative_to(data_dir)
-    ):
+    candidate = Path(name) if isinstance(name, str) and 0 < len(name) <= MAX_PATH else None
+    try:
+        inside = (
+            candidate is not None
+            and not candidate.is_absolute()
+            and ".." not in candidate.parts
+            and all(len(part.encode()) <= 255 for part in candidate.parts)
+            and (data_dir / candidate).resolve().is_relative_to(data_dir)
+        )
+    except (OSError, ValueError):  # e.g. a NUL byte, or a symlink loop
+        inside = False
+    if not inside:
         raise ProtocolError(
             ErrorCode.BAD_PARAMS,
             f"path {name!r} is not a relative folder inside the server's data_dir",
             field,
-            "pass a relative name such as 'robot1/ep0001' (no '..', not absolute)",
+            f"pass a relative name such as 'robot1/ep0001' (no '..', not absolute, at most "
+            f"{MAX_PATH} characters and 255 bytes per folder name)",
         )
     return (data_dir / candidate).resolve()
 

@@ -18,8 +18,8 @@ KIND = "hdmap"
 
 
 def hdmap_load(call: Call) -> Result:
+    from cosmos_sim.bridges.opendrive import OpenDriveError, compile_map
     from cosmos_sim.controls.hdmap import compile_scene
-    from cosmos_sim.controls.opendrive import OpenDriveError, load_opendrive, map_geometry
 
     p = call.params
     if (p["path"] is None) == (p["xodr"] is None):
@@ -32,24 +32,25 @@ def hdmap_load(call: Call) -> Result:
         )
     try:
         if p["path"] is not None:
-            carla_map = load_opendrive(episode_path(call.server.data_dir, p["path"]))
+            path = episode_path(call.server.data_dir, p["path"])
+            compiled = compile_map(path, step_m=p["step_m"])
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "map.xodr"
                 path.write_text(p["xodr"])
-                carla_map = load_opendrive(path)
+                compiled = compile_map(path, step_m=p["step_m"])
     except OpenDriveError as exc:
         field = "params.path" if p["path"] is not None else "params.xodr"
         raise ProtocolError(
             ErrorCode.BAD_PARAMS, str(exc), field, "pass a valid OpenDRIVE map with driving lanes"
         ) from None
-    scene = compile_scene(map_geometry(carla_map, step_m=p["step_m"]), version=p["version"])
+    scene = compile_scene(compiled.geometry, version=p["version"])
     handle = call.session.add(KIND, scene, lambda: None)
     return {
         "hdmap": handle,
         "version": scene.version,
         "segments": int(len(scene.seg_a)),
-        "traffic_lights": [str(light["id"]) for light in scene.traffic_lights],
+        "traffic_lights": [light for light in scene.cuboid_light if light is not None],
     }, {}
 
 
