@@ -7,7 +7,7 @@ in rotating order so a change in the machine's load hits every mode alike:
 - `capture`: `record_episode` alone (the baseline, what `cosmos-sim capture` does);
 - `augment/thread` and `augment/process`: the same capture with `capture_augmented`, which
   writes RUN/augmented/ while the simulator runs, the Augmenter's worker a thread or a
-  process (`cosmos-sim capture --augment` uses the process).
+  process (`cosmos-sim capture --augment` uses the thread).
 
 Wall time runs from the first tick to the last augmented frame on disk (the episode and
 the augmented folder both complete). The goal of the issue is augment wall ≤ 1.25× the

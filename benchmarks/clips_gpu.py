@@ -1,16 +1,21 @@
-"""`write_clips` on a GPU machine: device="auto" against device="cpu" on the same episode.
+"""`write_clips` end to end on a GPU machine: `--device` (default "auto") against "cpu".
 
-Checks that the controls pipeline picks the GPU kernels with no code change by the user and
-that its videos match the CPU path within the kernels' parity tolerances, and times both.
-The episode is synthetic (boxes on a ground plane, seen by one 1280×704 camera with a LiDAR)
-so the script needs no simulator on the GPU machine.
+Both runs go through the same streamed pipeline (read ticks in a background thread, compute
+each chunk's controls, encode every video on its own thread) on the same episode, in one
+process; the CPU run is the baseline. Prints output frames/s of each (reading and encoding
+included) and checks the device videos against the CPU ones within the kernels' parity
+tolerances. The episode is synthetic (boxes on a ground plane, seen by `--cameras` 1280×704
+cameras with a LiDAR), so the GPU machine needs no simulator: only numpy, torch, av (PyAV),
+opencv-python-headless, gymnasium and tqdm.
 
-    python benchmarks/clips_gpu.py [--ticks 48] [--out DIR]
+    python benchmarks/clips_gpu.py [--ticks 48] [--cameras 1] [--device auto] [--json F]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -27,17 +32,21 @@ WIDTH, HEIGHT = 1280, 704
 MODALITIES = ("depth", "seg", "edge", "vis", "lidar")
 
 
-def synthetic_episode(path: Path, ticks: int, seed: int = 0) -> Path:
-    """A camera 1.5 m above a plane, driving forward past coloured boxes (one id each)."""
+def synthetic_episode(path: Path, ticks: int, seed: int = 0, cameras: int = 1) -> Path:
+    """A camera 1.5 m above a plane, driving forward past coloured boxes (one id each);
+    `cameras` > 1 records that view under several names (front, cam1, ...)."""
     rng = np.random.default_rng(seed)
     camera = CameraSpec("front", WIDTH, HEIGHT, fov_deg=60, near_m=0.1, far_m=100)
+    names = ["front"] + [f"cam{i}" for i in range(1, cameras)]
+    specs = [camera] + [CameraSpec(n, WIDTH, HEIGHT, fov_deg=60, near_m=0.1, far_m=100)
+                        for n in names[1:]]  # fmt: skip
     lidar = LidarSpec("lidar", channels=32, points_per_channel=1024)
     K = camera.intrinsics
     boxes = [(rng.uniform(-6, 6), rng.uniform(6, 60), rng.uniform(0.5, 2.5)) for _ in range(24)]
     colours = rng.integers(30, 255, (len(boxes), 3))
     v, u = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float64)
     ray_y = (v - K[1, 2]) / K[1, 1]
-    with EpisodeWriter(path, cameras=[camera], lidars=[lidar], fps=16, simulator="synthetic",
+    with EpisodeWriter(path, cameras=specs, lidars=[lidar], fps=16, simulator="synthetic",
                        class_names={1: "ground", 2: "box"}) as writer:  # fmt: skip
         for t in range(ticks):
             ahead_m = 0.4 * t
@@ -78,8 +87,9 @@ def synthetic_episode(path: Path, ticks: int, seed: int = 0) -> Path:
             )
             points_world = points_cam @ cam_to_world[:3, :3].T + cam_to_world[:3, 3]
             frames = [
-                SensorFrame("front", t, t / 16, cam_to_world, camera=camera, rgb=rgb,
-                            depth_m=depth, instance_id=ids, class_id=classes),
+                *(SensorFrame(spec.name, t, t / 16, cam_to_world, camera=spec, rgb=rgb,
+                              depth_m=depth, instance_id=ids, class_id=classes)
+                  for spec in specs),
                 SensorFrame("lidar", t, t / 16, cam_to_world, lidar=lidar,
                             points_world=points_world.astype(np.float32)),
             ]  # fmt: skip
@@ -101,33 +111,63 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=48)
+    parser.add_argument("--cameras", type=int, default=1)
+    parser.add_argument("--device", default="auto", help="the run measured against 'cpu'")
+    parser.add_argument("--chunk-frames", type=int, default=16)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     root = args.out or Path(tempfile.mkdtemp())
-    episode = synthetic_episode(root / "episode", args.ticks)
-    print(f"device='auto' picks: {available_device()}")
-    seconds = {}
-    for device in ("cpu", "auto"):
+    start = time.perf_counter()
+    episode = synthetic_episode(root / "episode", args.ticks, cameras=args.cameras)
+    build_s = time.perf_counter() - start
+    picked = available_device() if args.device == "auto" else args.device
+    print(f"device={args.device!r} picks: {picked}")
+    seconds, frames = {}, {}
+    for device in ("cpu", args.device):
         start = time.perf_counter()
-        write_clips(episode, root / f"clips_{device}", modalities=MODALITIES, device=device,
-                    progress=False)  # fmt: skip
+        result = write_clips(episode, root / f"clips_{device}", modalities=MODALITIES,
+                             device=device, chunk_frames=args.chunk_frames,
+                             progress=False)  # fmt: skip
         seconds[device] = time.perf_counter() - start
-    print(
-        f"write_clips, {args.ticks} ticks at {WIDTH}×{HEIGHT}, 5 controls + rgb, encode included:"
-    )
-    print(f"  cpu  {seconds['cpu']:7.2f} s")
-    print(f"  auto {seconds['auto']:7.2f} s  ({seconds['cpu'] / seconds['auto']:.1f}× faster)")
+        frames[device] = result["num_frames"] * args.cameras
+    cpu, dev = seconds["cpu"], seconds[args.device]
+    print(f"write_clips, {args.ticks} ticks × {args.cameras} camera(s) at {WIDTH}×{HEIGHT}, "
+          "5 controls + rgb, reading and encoding included:")  # fmt: skip
+    print(f"  cpu          {cpu:7.2f} s  {frames['cpu'] / cpu:7.1f} frames/s")
+    print(f"  {args.device:12s} {dev:7.2f} s  {frames[args.device] / dev:7.1f} frames/s "
+          f"({cpu / dev:.1f}× the cpu path)")  # fmt: skip
+    agreement = {}
     print(f"{'control':8} {'agreement with the cpu path'}")
     for name in MODALITIES:
-        cpu, _ = read_video(root / "clips_cpu" / "front" / f"{name}.mp4")
-        gpu, _ = read_video(root / "clips_auto" / "front" / f"{name}.mp4")
+        a, _ = read_video(root / "clips_cpu" / "front" / f"{name}.mp4")
+        b, _ = read_video(root / f"clips_{args.device}" / "front" / f"{name}.mp4")
         if name == "edge":
-            score = f"F1 {edge_f1(cpu, gpu):.4f} (target ≥ 0.95)"
+            agreement[name] = {"f1": edge_f1(a, b)}
+            score = f"F1 {agreement[name]['f1']:.4f} (target ≥ 0.95)"
         elif name in ("seg", "lidar"):
-            score = f"exact: {np.array_equal(cpu, gpu)} ({np.mean(cpu != gpu):.2e} bytes differ)"
+            agreement[name] = {
+                "exact": bool(np.array_equal(a, b)),
+                "differ": float(np.mean(a != b)),
+            }
+            score = (
+                f"exact: {agreement[name]['exact']} ({agreement[name]['differ']:.2e} bytes differ)"
+            )
         else:
-            score = f"PSNR {psnr(cpu, gpu):.1f} dB between the two encoded videos"
+            agreement[name] = {"psnr_db": psnr(a, b)}
+            score = f"PSNR {agreement[name]['psnr_db']:.1f} dB between the two encoded videos"
         print(f"{name:8} {score}")
+    report = {
+        "ticks": args.ticks, "cameras": args.cameras, "size": [WIDTH, HEIGHT],
+        "chunk_frames": args.chunk_frames, "cpu_count": os.cpu_count(),
+        "episode_build_s": build_s,
+        "cpu": {"seconds": cpu, "frames_per_s": frames["cpu"] / cpu},
+        args.device: {"seconds": dev, "frames_per_s": frames[args.device] / dev},
+        "speedup_vs_cpu": cpu / dev,
+        "agreement": agreement,
+    }  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2, default=str))
 
 
 if __name__ == "__main__":

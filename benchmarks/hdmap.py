@@ -28,7 +28,7 @@ from cosmos_sim.controls.hdmap import MapGeometry, compile_scene, render_hdmap_c
 from cosmos_sim.kernels.hdmap import hdmap_control
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_XODR = ROOT / "tests" / "data" / "opendrive" / "fabriksgatan_traffic_lights.xodr"
+DEFAULT_XODR = ROOT / "tests" / "data" / "opendrive" / "e6mini.xodr"
 HEIGHT, WIDTH = 704, 1280
 BATCH = 16
 

@@ -286,7 +286,7 @@ def run(cfg: Config) -> dict:
         "edge": lambda impl: dev.edge_control(rgb, cfg.edge_preset, impl=impl),
         "vis": lambda impl: dev.vis_control(rgb, cfg.vis_preset, impl=impl),
         "lidar": lambda impl: dev.lidar_control(points, K, poses, h, w, impl=impl),
-        "hdmap": lambda impl: dev.hdmap_control(scene, hd_K_dev, hd_poses_dev, w, h, impl=impl),
+        "hdmap": lambda impl: dev.hdmap_control(scene, hd_K_dev, hd_poses_dev, h, w, impl=impl),
     }
     no_torch_path = {"hdmap"}  # dense per-pixel × per-segment: minutes at this size
     px = t * h * w
@@ -330,7 +330,7 @@ def run(cfg: Config) -> dict:
             cpu.lidar_control(chunk["sweeps"][i], chunk["K"], chunk["poses"][i], h, w)
             for i in range(t)
         ]),
-        "hdmap": lambda: np.stack([hdmap.render_hdmap(scene, hd_K, p, w, h) for p in hd_poses]),
+        "hdmap": lambda: np.stack([hdmap.render_hdmap(scene, hd_K, p, h, w) for p in hd_poses]),
     }  # fmt: skip
     cpu.vis_control(chunk["rgb"][:1], cfg.vis_preset)  # warm OpenCV's thread pool
     cpu_timing: dict[str, float] = {}

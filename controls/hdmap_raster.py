@@ -336,26 +336,22 @@ def draw(prims: FramePrimitives, height: int, width: int, antialias: bool = True
     image = np.zeros((height, width, 3), np.uint8)
     line_type = cv2.LINE_AA if antialias else cv2.LINE_8
     order = prims.order()
-    pts = np.round(prims.verts * 2**SUBPIXEL_BITS).astype(np.int32)
-    i = 0
-    while i < len(order):
-        p = order[i]
-        color = tuple(float(c) for c in prims.rgb[p])
-        if prims.nvert[p] > 2:
-            cv2.fillPoly(image, [pts[p, : prims.nvert[p]]], color, line_type, SUBPIXEL_BITS)
-            i += 1
+    pts = np.round(prims.verts[order] * 2**SUBPIXEL_BITS).astype(np.int32)
+    nvert, thickness, rgb = prims.nvert[order], prims.thickness[order], prims.rgb[order]
+    # Runs of line pieces of one colour and thickness are drawn by one call; polygons alone.
+    polygon = nvert > 2
+    change = polygon[1:] | polygon[:-1] | (thickness[1:] != thickness[:-1])
+    change |= (rgb[1:] != rgb[:-1]).any(axis=1)
+    bounds = np.concatenate([[0], np.flatnonzero(change) + 1, [len(order)]])
+    for i, j in zip(bounds[:-1], bounds[1:], strict=True):
+        if i == j:
             continue
-        j = i + 1  # a run of lines of one colour and thickness: one call
-        while (
-            j < len(order)
-            and prims.nvert[order[j]] == 2
-            and prims.thickness[order[j]] == prims.thickness[p]
-            and np.array_equal(prims.rgb[order[j]], prims.rgb[p])
-        ):
-            j += 1
-        cv2.polylines(image, list(pts[order[i:j], :2]), False, color, int(prims.thickness[p]),
-                      line_type, SUBPIXEL_BITS)  # fmt: skip
-        i = j
+        color = tuple(float(c) for c in rgb[i])
+        if polygon[i]:
+            cv2.fillPoly(image, [pts[i, : nvert[i]]], color, line_type, SUBPIXEL_BITS)
+        else:
+            cv2.polylines(image, list(pts[i:j, :2]), False, color, int(thickness[i]), line_type,
+                          SUBPIXEL_BITS)  # fmt: skip
     return image
 
 

@@ -4,7 +4,9 @@ Transfer 2.5 reads two kinds: a control's `mask_path` (a video, white where that
 applies: a per-control spatial weight map) and `guided_generation_mask` (an `.npz` whose
 `arr_0` holds a label id per pixel and frame, T×H×W; `guided_generation_foreground_labels`
 picks the ids Cosmos keeps from the simulator). Both are written frame by frame, so memory
-stays one frame whatever the clip length.
+stays one frame whatever the clip length. Transfer 1 takes a control's weight as a `.pt`
+tensor instead (T×H×W, `load_spatial_temporal_weights` in cosmos-transfer1), which
+`write_weight_map` writes (float16: half the size of float32; upstream reads it as bf16).
 """
 
 from __future__ import annotations
@@ -65,3 +67,31 @@ def write_label_npz(path: str | Path, instance_ids: Iterable[np.ndarray], num_fr
         path.unlink()
         raise SpecError(f"write_label_npz: got {written} frames, expected num_frames={num_frames}")
     return path
+
+
+def write_weight_map(
+    path: str | Path,
+    instance_ids: Iterable[np.ndarray],
+    keep: Sequence[int],
+    num_frames: int,
+    weight: float = 1.0,
+) -> Path:
+    """A Transfer 1 spatial weight map (`.pt`, float16 T×H×W): `weight` on the pixels whose
+    instance id is in `keep`, 0 elsewhere (Cosmos normalises weights across controls)."""
+    import torch
+
+    if weight < 0:
+        raise SpecError(f"write_weight_map: weight {weight} must be >= 0 (Cosmos clamps at 0)")
+    out = None
+    written = 0
+    for ids in instance_ids:
+        if out is None:
+            out = torch.zeros((num_frames, *ids.shape), dtype=torch.float16)
+        if written == num_frames:
+            raise SpecError(f"write_weight_map: more than num_frames={num_frames} frames")
+        out[written] = torch.from_numpy(instance_mask(ids, keep)[..., 0] > 0) * weight
+        written += 1
+    if written != num_frames:
+        raise SpecError(f"write_weight_map: got {written} frames, expected {num_frames}")
+    torch.save(out, path)
+    return Path(path)

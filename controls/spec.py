@@ -307,12 +307,15 @@ def transfer1_spec(
     guidance: float = 7.0,
     sigma_max: float | None = None,
     fps: int = 16,
+    weight_maps: Mapping[str, str | Path] | None = None,
 ) -> dict[str, Any]:
     """A Transfer 1 `--controlnet_specs` object for the general base model (vis, seg, edge,
     depth, keypoint, upscale); paths are made absolute (see module doc).
 
     `fps` is the output video's frame rate; our clips are 16 fps, so the default keeps the
     output in step with the simulator's time. hdmap and lidar go in `transfer1_av_spec`.
+    `weight_maps` gives a control a spatial weight map (`.pt`, `controls.masks.
+    write_weight_map`) in place of its scalar weight.
     """
     av = sorted(set(controls) & set(TRANSFER1_AV_CONTROLS))
     if av:
@@ -334,6 +337,18 @@ def transfer1_spec(
     if sigma_max is not None:
         spec["sigma_max"] = float(sigma_max)
     spec.update(_transfer1_blocks(controls, control_weights))
+    for key, path in (weight_maps or {}).items():
+        if key not in controls:
+            raise SpecError(
+                f"transfer1_spec: weight_maps[{key!r}] is for a control the spec does not have "
+                f"({sorted(controls)})"
+            )
+        if Path(path).suffix != ".pt":
+            raise SpecError(
+                f"transfer1_spec: weight_maps[{key!r}] = {str(path)!r}: Transfer 1 reads spatial "
+                "weights from a .pt tensor (T×H×W)"
+            )
+        spec[key]["control_weight"] = str(Path(path).absolute())
     return spec
 
 

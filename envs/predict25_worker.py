@@ -147,13 +147,19 @@ def serve(sock: socket.socket, runner: Predict25Runner) -> None:
         header, arrays = recv(sock)
         if header.get("op") == "close":
             return
-        if header.get("op") != "step" or len(arrays) != 2:
+        seeds = header.get("seeds")
+        if (
+            header.get("op") != "step"
+            or len(arrays) != 2
+            or not isinstance(seeds, list)
+            or len(seeds) != len(arrays[0])
+        ):
             send(sock, {"op": "error", "kind": "protocol", "error": f"bad request {header}"})
             continue
         frames, actions = arrays
         lanes = []
         try:
-            for frame, chunk, seed in zip(frames, actions, header["seeds"], strict=True):
+            for frame, chunk, seed in zip(frames, actions, seeds, strict=True):
                 video = runner.generate(frame, chunk, int(seed))
                 if video is None:
                     break

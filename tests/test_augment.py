@@ -83,6 +83,15 @@ def test_each_augmented_frame_is_the_render_of_its_own_tick(augmented_run):
         assert errors[line["tick"]] < 4  # only JPEG's loss
 
 
+@pytest.mark.parametrize("backend, says", [("nosuch", "not a transfer backend"),
+                                            ("diffusers", "needs ['model']")])  # fmt: skip
+def test_capture_refuses_a_backend_it_cannot_build_before_recording(tmp_path, backend, says):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["capture", "--out", str(out), *SIZE, "--augment", backend])
+    assert result.exit_code == 2 and says in result.output
+    assert not out.exists()
+
+
 # -- a slow stand-in backend: its session waits at a gate the test opens ----------------
 
 

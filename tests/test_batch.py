@@ -132,8 +132,11 @@ def test_a_failing_unit_is_reported_and_the_others_finish(tmp_path):
         {"name": "bad", "seconds": 0.25, "seeds": [0], "width": 160, "height": 88,
          "cameras": ["no_such_camera"]},
     ]  # fmt: skip
-    out = tmp_path / "out"
-    report = run_plan(small_plan(captures), out)
+    out, plan = tmp_path / "out", small_plan(captures)
+    plan = plan.model_copy(update={"max_units_in_flight": 1})
+    in_flight = []
+    report = run_plan(plan, out, on_progress=lambda p: in_flight.append(units_in_flight(p)))
+    assert max(in_flight) == 1  # backpressure: the second unit starts when the first is over
     assert [(f["unit"], f["stage"]) for f in report["failed"]] == [("bad-s0", "controls")]
     assert "no_such_camera" in report["failed"][0]["error"]
     assert report["units"]["bad-s0"] == {
@@ -142,3 +145,25 @@ def test_a_failing_unit_is_reported_and_the_others_finish(tmp_path):
     assert all(state == "done" for state in report["units"]["good-s0"].values())
     assert not (out / "controls" / "bad-s0").exists()
     assert list((out / "controls").glob(f".*{PARTIAL_SUFFIX}")) == []
+
+
+def units_in_flight(progress) -> int:
+    """Units between their first and last stage: one running, or some done and some waiting."""
+    count = 0
+    for unit in progress.units:
+        states = {progress.state[stage][unit] for stage in progress.stages}
+        count += "running" in states or ("done" in states and "waiting" in states)
+    return count
+
+
+def test_a_model_that_cannot_load_fails_its_units_with_the_cause(tmp_path):
+    missing = tmp_path / "no_cosmos_checkout"  # as on a node that lacks the checkout
+    transfer = {"backend": "cosmos-cli", "options": {"cosmos_root": str(missing)},
+                "gpus_per_worker": 0}  # fmt: skip
+    report = run_plan(small_plan(transfer=transfer), tmp_path / "out")
+    assert [(f["unit"], f["stage"]) for f in report["failed"]] == [
+        ("tab-s0", "transfer"), ("tab-s1", "transfer")
+    ]  # fmt: skip
+    assert all(str(missing) in f["error"] for f in report["failed"]), report["failed"]
+    assert report["stages"]["controls"]["done"] == 2  # the stages before transfer still ran
+    assert not (tmp_path / "out" / "transfer" / "tab-s0").exists()

@@ -28,6 +28,13 @@ def test_demo_plan_is_valid_and_lists_its_units():
     assert demo.stage_names() == ["capture", "controls", "transfer", "dataset"]
 
 
+def test_campaign_plan_lists_a_thousand_episodes_on_gpu_workers():
+    campaign = load_plan(DEMO.with_name("campaign_gpu.yaml"))
+    units = campaign.units()
+    assert len(units) == 1000 and units[-1].id == "street-s999"
+    assert campaign.stages.transfer.worker_gpus == 1.0  # one resident model per GPU
+
+
 def test_seed_range_expands_like_range():
     units = load_plan(plan(captures=[{"name": "a", "seconds": 1, "seed_range": [3, 6]}])).units()
     assert [(u.id, u.seed) for u in units] == [("a-s3", 3), ("a-s4", 4), ("a-s5", 5)]
@@ -49,6 +56,10 @@ def test_seed_range_expands_like_range():
         ({"stages": {"controls": {}, "transfer": {"backend": "magic"}}},
          "stages.transfer.backend", "appearance"),
         ({"stages": {"transfer": {}}}, "stages", "controls"),
+        ({"stages": {"controls": {}, "transfer": {"options": {"depth_ratoi": 3}}}},
+         "stages.transfer.options", "depth_ratio"),
+        ({"stages": {"controls": {}, "transfer": {"backend": "cosmos-cli"}}},
+         "stages.transfer.options", "['cosmos_root'] required"),
         ({"captures": []}, "captures", "at least 1"),
     ],
 )  # fmt: skip

@@ -174,3 +174,20 @@ def test_not_a_checkout_and_guardrail_switches_are_refused(tmp_path):
     with pytest.raises(WorldModelError, match="guardrail") as err:
         Predict25WorldModel(CHECKOUT, frame_shape=(32, 32, 3), setup={"disable_guardrails": True})
     assert "setup" in str(err.value)
+
+
+def test_a_malformed_request_is_refused_and_the_worker_keeps_serving(model, log):
+    from cosmos_sim.envs import predict25_worker
+
+    world = model()
+    env = env_of(world)
+    env.reset(seed=0)
+    env.step(np.zeros(7, np.float32))
+    frames = np.zeros((2, 32, 32, 3), np.uint8)
+    predict25_worker.send(
+        world._sock, {"op": "step", "seeds": [1]}, frames, np.zeros((2, 12, 7), np.float32)
+    )
+    header, arrays = predict25_worker.recv(world._sock)
+    assert header["op"] == "error" and header["kind"] == "protocol" and not arrays
+    env.step(np.zeros(7, np.float32))
+    assert len(log("load")) == 1 and len(log("step")) == 2

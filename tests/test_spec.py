@@ -248,3 +248,38 @@ def test_sample_names_are_unique_across_episodes(tmp_path):
     assert [s.name for s in load_spec_files(folders)] == ["ep_001-front", "ep_002-front"]
     with pytest.raises(ValueError, match="samplename ep_001-front is not unique"):
         load_spec_files([folders[0], folders[0]])
+
+
+def test_masks_from_instance_ids_mask_video_label_npz_and_transfer1_weight_map(tmp_path):
+    import torch
+
+    from cosmos_sim.controls.masks import write_label_npz, write_mask_video, write_weight_map
+    from cosmos_sim.video import read_video
+
+    ids = np.zeros((3, 8, 16), np.int32)
+    ids[:, 2:5, 3:9] = 42  # one object
+    ids[:, 6:, :] = 7  # the ground
+    video = read_video(write_mask_video(tmp_path / "m.mp4", iter(ids), [42], 16))[0]
+    assert np.array_equal(video[..., 0] > 127, ids == 42)  # lossless: exactly the object
+    labels = np.load(write_label_npz(tmp_path / "g.npz", iter(ids), 3))["arr_0"]
+    assert labels.dtype == np.int32 and np.array_equal(labels, ids)
+    weights = torch.load(write_weight_map(tmp_path / "w.pt", iter(ids), [42, 7], 3, 0.5))
+    assert weights.shape == (3, 8, 16)
+    assert np.array_equal(weights.float().numpy(), np.isin(ids, [42, 7]) * 0.5)
+    with pytest.raises(SpecError, match="expected 4"):
+        write_weight_map(tmp_path / "x.pt", iter(ids), [42], 4)
+
+    for name in ("rgb", "edge", "seg"):
+        (tmp_path / f"{name}.mp4").write_bytes(b"\0")
+    spec = transfer1_spec(
+        tmp_path / "rgb.mp4", {"edge": tmp_path / "edge.mp4", "seg": tmp_path / "seg.mp4"},
+        weight_maps={"edge": tmp_path / "w.pt"},
+    )  # fmt: skip
+    assert spec["edge"]["control_weight"] == str(tmp_path / "w.pt")
+    assert spec["seg"]["control_weight"] == 1.0
+    controls, _ = load_transfer1_spec(write_spec_json(spec, tmp_path / "t1.json"))
+    assert controls["edge"]["control_weight"].endswith("w.pt")
+    with pytest.raises(SpecError, match=r"\.pt tensor"):
+        transfer1_spec("rgb.mp4", {"edge": "e.mp4"}, weight_maps={"edge": "w.npy"})
+    with pytest.raises(SpecError, match="does not have"):
+        transfer1_spec("rgb.mp4", {"edge": "e.mp4"}, weight_maps={"seg": "w.pt"})

@@ -9,6 +9,7 @@ the plan's own folder. See `examples/plans/demo.yaml`.
 from __future__ import annotations
 
 import difflib
+import inspect
 import json
 import math
 import typing
@@ -18,7 +19,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from cosmos_sim.types import SpecError
 
@@ -136,7 +145,7 @@ class TransferStage(_Strict):
     """A transfer backend on each episode's clips, in resident Ray actors (one model each)."""
 
     backend: str = "appearance"
-    options: dict[str, Any] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(default_factory=dict, validate_default=True)
     """Backend options (diffusers: model, controlnet, device, dtype, ...)."""
     prompt: str | None = None
     """One prompt for every camera (default: each clip's spec prompt)."""
@@ -165,6 +174,33 @@ class TransferStage(_Strict):
         if self.prompt is not None and self.prompts is not None:
             raise ValueError("give either prompt or prompts, not both")
         return self
+
+    @field_validator("options")
+    @classmethod
+    def _options_fit(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Options the backend does not take, or lacks, are named now, not on every GPU later."""
+        from cosmos_sim.extras import MissingExtra
+        from cosmos_sim.transfer.base import backend_factory
+
+        if "backend" not in info.data:
+            return options  # the backend itself was refused
+        try:
+            params = inspect.signature(backend_factory(info.data["backend"])).parameters
+        except MissingExtra:
+            return options  # the driver may lack a GPU extra that the workers have
+        if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return options
+        takes = [n for n, p in params.items() if p.kind is not p.VAR_POSITIONAL]
+        unknown = sorted(set(options) - set(takes))
+        missing = [n for n, p in params.items() if p.default is p.empty and n not in options]
+        if unknown or missing:
+            raise ValueError(
+                f"backend {info.data['backend']}: "
+                + (f"{unknown} not taken; " if unknown else "")
+                + (f"{missing} required; " if missing else "")
+                + f"it takes {takes}"
+            )
+        return options
 
     @property
     def worker_gpus(self) -> float:

@@ -12,6 +12,7 @@ records every unit's outcome. Only paths travel through Ray; the data stays on d
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 import time
 from collections import deque
@@ -218,6 +219,7 @@ def _drive(
     waiting, in_flight = deque(todo), 0
     ready_for_transfer: deque[Unit] = deque()
     running: dict[Any, tuple[str, Unit]] = {}
+    last_transfer_error = ""
 
     def advance(unit: Unit) -> None:
         nonlocal in_flight
@@ -241,7 +243,7 @@ def _drive(
             progress.start("transfer", unit.id)
         if ready_for_transfer and (pool is None or not pool.alive):
             unit = ready_for_transfer.popleft()
-            progress.fail("transfer", unit.id, "every transfer worker died (retries used up)")
+            progress.fail("transfer", unit.id, f"no transfer worker left ({last_transfer_error})")
             in_flight -= 1
             continue
         if not running:
@@ -253,6 +255,8 @@ def _drive(
                 marker = pool.release(ref) if stage == "transfer" else ray.get(ref)
             except Exception as exc:  # noqa: BLE001  (any unit error is reported, not raised)
                 progress.fail(stage, unit.id, _describe(exc))
+                if stage == "transfer":
+                    last_transfer_error = _describe(exc)
                 in_flight -= 1
                 continue
             progress.finish(stage, unit.id, marker)
@@ -262,10 +266,22 @@ def _drive(
 
 
 def _describe(exc: Exception) -> str:
-    """The unit's own error (not Ray's wrapper) as `Type: message`."""
+    """The unit's own error (not Ray's wrapper) as `Type: message`.
+
+    A worker whose model could not be built dies with Ray's ActorDiedError, whose text ends
+    with the constructor's traceback; its last `SomeError: ...` line is what went wrong.
+    """
     import ray
 
     if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause is not None:
         exc = exc.cause
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if isinstance(exc, ray.exceptions.RayActorError):
+        causes = [line for line in lines if _RAISED.match(line)]
+        if causes:
+            return f"transfer worker died: {causes[-1]}"
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+_RAISED = re.compile(r"^[\w.]*(Error|Exception|Exit|Extra)\b[^:]*: ")
+"""A traceback's last line, `SomeError: message`."""

@@ -208,7 +208,9 @@ class Server:
     relative to `data_dir`; transfer jobs use `transfer_backend` with `transfer_options`
     on `job_workers` threads; `env_make` serves only `env_ids`; `controls` runs on `device`
     ("auto": the GPU kernels when CUDA is visible, "cpu" or "cuda", as `cosmos-sim controls
-    --device`); `methods` replaces the method table (tests add methods this way).
+    --device`); `methods` replaces the method table (tests add methods this way). A session
+    ends when its connection closes or misses heartbeats, or after `session_idle_s` idle;
+    at most `max_sessions` exist, `max_sessions_per_peer` of them per peer.
     """
 
     def __init__(
@@ -736,8 +738,8 @@ def _as_protocol_error(exc: Exception, method: str) -> ProtocolError:
         return ProtocolError(
             ErrorCode.BAD_PARAMS,
             str(exc),
-            _field_of(str(exc)),
-            "fix the named field as the message says",
+            getattr(exc, "field", None) or _field_of(str(exc)),
+            getattr(exc, "fix", None) or "fix the named field as the message says",
         )
     if isinstance(exc, FileExistsError | FileNotFoundError | PermissionError):
         return ProtocolError(

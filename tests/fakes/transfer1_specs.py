@@ -46,6 +46,14 @@ def load_transfer1_spec(path: str | Path, *, multiview: bool = False) -> tuple[d
         for video in _as_list(block.get("input_control")):
             if not Path(video).is_file():
                 raise FileNotFoundError(video)
+        weight = block.get("control_weight", 0.5)
+        if isinstance(weight, str) and weight.endswith(".pt"):
+            import torch  # load_spatial_temporal_weights: a 2-D or 3-D tensor
+
+            if torch.load(weight, weights_only=False).ndim not in (2, 3):
+                raise ValueError(f"Weight map must be 2D or 3D: {weight}")
+        elif float(weight) < 0:
+            raise ValueError(f"Control weight for {key} must be non-negative.")
         if key in AV_HINT_KEYS and not multiview and not args["is_av_sample"]:
             raise ValueError(f"{key} has a controlnet only on the Sample-AV base model")
         if key not in AV_HINT_KEYS and args["is_av_sample"]:
