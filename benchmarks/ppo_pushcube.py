@@ -12,14 +12,17 @@ bottom. The same recipe runs in either env:
 - `--env real`: `cosmos_sim/PushCube-v0` (PyBullet, CPU), `num_envs` envs stepped in
   this process, same-step autoreset, each episode seeded from the run's seed.
 
-Reward shaping (the same in both envs, computed from what each env returns, so nothing
-privileged): `shaped = progress_scale · (r_t − r_{t−1}) + success_bonus · success`, with
-r the env's own dense reward (0.25·reach + 0.75·place, 1.0 on success) and the progress
-term 0 on an episode's first step. Why: PushCube's dense reward pays ~0.5–0.8 on every step
-spent near the goal, and success ends the episode, so an agent maximising it learns to
-hover next to the goal instead of finishing; the progress form (potential-based shaping
-with Φ = the dense reward) keeps the dense signal's direction, pays nothing for
-lingering, and the bonus makes success the best outcome.
+Reward shaping (the same in both envs, computed from the 64×64 frame the policy sees and the
+env's success flag, so nothing privileged): `shaped = progress_scale · (Φ_t − Φ_{t−1}) +
+success_bonus · success`, with Φ = −(|goal − cube| + ½·|cube − pusher|) from the objects'
+colour centroids (`pixel_policy.colour_features`, in units of 0.2 m) and the progress term 0
+on an episode's last step (its frame is the next episode's first) or when an object is out
+of sight. Why not the env's own reward:
+PushCube's dense reward pays 0.5–0.8 on every step spent near the goal while success ends
+the episode, so maximising it teaches hovering beside the goal; and its tanh(10·d) terms
+are flat beyond ~15 cm, where most episodes start. Potential-based shaping keeps the optimal
+policy (Ng et al. 1999), pays nothing for lingering, and the bonus makes success the best
+outcome. The learned env's success comes from its success head; its frames give Φ.
 
     python benchmarks/ppo_pushcube.py --env real --total-steps 300000 --out runs/ppo_real
     python benchmarks/ppo_pushcube.py --env learned --device cuda --out $OUT
@@ -44,7 +47,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from cosmos_sim.envs.pixel_policy import PixelActorCritic, PolicyConfig, save_policy
+from cosmos_sim.envs.pixel_policy import (
+    PixelActorCritic,
+    PolicyConfig,
+    colour_features,
+    save_policy,
+)
 
 
 @dataclass
@@ -67,7 +75,7 @@ class Args:
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     progress_scale: float = 10.0
-    """Weight of the dense reward's per-step change (see module doc)."""
+    """Weight of the per-step change of the distance potential Φ (see module doc)."""
     success_bonus: float = 5.0
     encoder: str = "colour"
     """Policy encoder of the 64×64 frame: "colour" or "cnn" (envs/pixel_policy.py)."""
@@ -125,6 +133,13 @@ class RealEnvs:
             env.close()
 
 
+def potential(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Φ [B], all three objects seen [B]) from uint8 frames (see module doc)."""
+    f = colour_features(frames)
+    phi = -(f[:, 8:10].norm(dim=1) + 0.5 * f[:, 6:8].norm(dim=1))
+    return phi, f[:, 10:].amin(dim=1) > 0
+
+
 def make_envs(args: Args) -> Any:
     if args.env == "real":
         if args.device != "cpu":
@@ -170,12 +185,12 @@ def train(args: Args) -> dict[str, Any]:
         torch.zeros((t_len, n), device=device) for _ in range(4)
     )
 
-    obs = agent.observe(envs.reset(seed=args.seed))
-    # The rollout buffer holds what the network reads: 13 colour features, or the frames.
+    frames = envs.reset(seed=args.seed)
+    obs = agent.observe(frames)
+    prev_phi, prev_seen = potential(frames)
+    # The rollout buffer holds what the network reads: 18 colour features, or the frames.
     obs_buf = torch.zeros((t_len, *obs.shape), dtype=obs.dtype, device=device)
     done = torch.zeros(n, device=device)
-    prev_reward = torch.zeros(n, device=device)
-    first = torch.ones(n, dtype=torch.bool, device=device)  # next step is an episode's first
     ep_success = torch.zeros((), device=device)
     ep_count = torch.zeros((), device=device)
     log: list[dict[str, float]] = []
@@ -196,11 +211,14 @@ def train(args: Args) -> dict[str, Any]:
             act_buf[t], logp_buf[t], val_buf[t] = action, logp, value
             frames, reward, terminated, truncated, success = envs.step(action)
             obs = agent.observe(frames)
-            reward = reward.float()
-            progress = torch.where(first, torch.zeros_like(reward), reward - prev_reward)
-            rew_buf[t] = args.progress_scale * progress + args.success_bonus * success.float()
             ended = terminated | truncated
-            prev_reward, first = reward, ended
+            # An ended lane's frame is already its next episode's first (same-step autoreset):
+            # no progress term on that step, and Φ restarts from that frame.
+            phi, seen = potential(frames)
+            valid = seen & prev_seen & ~ended
+            progress = torch.where(valid, phi - prev_phi, torch.zeros_like(phi))
+            rew_buf[t] = args.progress_scale * progress + args.success_bonus * success.float()
+            prev_phi, prev_seen = phi, seen
             done = ended.float()
             ep_success += (success & ended).sum()
             ep_count += ended.sum()
