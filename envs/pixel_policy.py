@@ -6,9 +6,10 @@ Two encoders of the uint8 frame [B, H, W, 3]:
   thresholds of `pushcube_policies.detect`, as batched torch ops), their centroids in
   metres, the offsets that matter (cube − pusher, goal − cube, the pusher's position in the
   cube→goal frame) and a seen-flag per object: 18 numbers into an MLP. It costs a few
-  element-wise ops per frame, so PPO on the real env's 2-core CPU budget spends its time in the simulator, not the network; and it
-  reads the same thing in the real env's and the world model's frames (the scripted policy
-  built on `detect` scores the same in both), so what it learns transfers if the dynamics do.
+  element-wise ops per frame, so PPO on the real env's 2-core CPU budget spends its time in
+  the simulator, not the network; and it reads the same thing in the real env's and the
+  world model's frames (the scripted policy built on `detect` scores the same in both), so
+  what it learns transfers if the dynamics do.
 - `"cnn"`: a small strided CNN with two coordinate channels (for GPU budgets).
 
 `PixelActorCritic` is a Gaussian policy (state-independent log-std) with a value head;
