@@ -20,15 +20,16 @@ randomisation, not Cosmos.
 
 GPU mode (`--cosmos3 --device cuda`): the `cosmos3` backend (diffusers'
 Cosmos3OmniModularPipeline, built by `cosmos3_transfer_gpu.build_cosmos3` from the public
-Cosmos3-Nano architecture with random bf16 weights, the guardrail off because these are
-not Cosmos weights) in an Augmenter session: synthetic 1280×704 camera frames (a moving
-box: rgb, depth, ids) are submitted at the simulator's 16 fps, the Augmenter computes edge,
-depth and seg per chunk and the session generates chunk by chunk (the first pipeline call
-after `--chunk` frames, then every chunk − 1, chained on the last decoded frame). Reported:
-output frames/s and lag (submit to frame out) with `--steps` denoising steps as measured,
-and per chunk the same EXTRAPOLATED to 35 steps (rest of the call + 35 × the measured step
-time, from a transformer forward hook). Needs torch + CUDA, diffusers 0.42.1, tokenizers,
-transformers, opencv-python-headless (no pybullet in this mode).
+Cosmos3-Nano architecture with random bf16 weights, behind a pass-through checker that
+`Cosmos3Backend.from_pipeline` accepts only for random weights, never Cosmos weights) in an
+Augmenter session: synthetic 1280×704 camera frames (a moving box: rgb, depth, ids) are
+submitted at the simulator's 16 fps, the Augmenter computes edge, depth and seg per chunk and
+the session generates chunk by chunk (the first pipeline call after `--chunk` frames, then
+every chunk − 1, chained on the last decoded frame). Reported: output frames/s and lag (submit
+to frame out) with `--steps` denoising steps as measured, and per chunk the same EXTRAPOLATED
+to 35 steps (rest of the call + 35 × the measured step time, from a transformer forward hook).
+Needs torch + CUDA, diffusers 0.42.1, tokenizers, transformers, opencv-python-headless (no
+pybullet in this mode).
 
     python benchmarks/augment.py --cosmos3 --device cuda --json augment_gpu.json
     python benchmarks/augment.py --cosmos3 --device cpu --tiny       # smoke test
@@ -137,17 +138,12 @@ def cosmos3_session(args: argparse.Namespace) -> dict:
     pipe = c3.build_cosmos3(device, args.tiny)
     build_s = time.perf_counter() - t0
     timer = c3.PassTimer(pipe.transformer, device)
-    real_load = cosmos3.load_pipeline
-    cosmos3.load_pipeline = lambda *_, **__: pipe  # the built pipeline, not a folder
-    try:
-        backend = cosmos3.Cosmos3Backend(
-            "random full-size Cosmos3-Nano (benchmark)", controls=["edge", "depth", "seg"],
-            resolution=256 if args.tiny else 720, device=args.device,
-            dtype="float32" if args.tiny else "bfloat16", num_inference_steps=args.steps,
-            num_video_frames_per_chunk=chunk, num_conditional_frames=1,
-        )  # fmt: skip
-    finally:
-        cosmos3.load_pipeline = real_load
+    backend = cosmos3.Cosmos3Backend.from_pipeline(
+        pipe, safety_checker=c3.RandomWeightsChecker(), controls=["edge", "depth", "seg"],
+        resolution=256 if args.tiny else 720, device=args.device,
+        dtype="float32" if args.tiny else "bfloat16", num_inference_steps=args.steps,
+        num_video_frames_per_chunk=chunk, num_conditional_frames=1,
+    )  # fmt: skip
     ticks = chunk + (chunk - 1) * (args.chunks - 1)  # exactly `chunks` pipeline calls
     timer.times.clear()
     backend.pipe = TimedCalls(backend.pipe, device)

@@ -124,9 +124,9 @@ def main() -> None:
     picked = available_device() if args.device == "auto" else args.device
     print(f"device={args.device!r} picks: {picked}")
     seconds, frames = {}, {}
-    for device in ("cpu", args.device):
+    for run, device in enumerate(("cpu", args.device)):
         start = time.perf_counter()
-        result = write_clips(episode, root / f"clips_{device}", modalities=MODALITIES,
+        result = write_clips(episode, root / f"clips_{run}_{device}", modalities=MODALITIES,
                              device=device, chunk_frames=args.chunk_frames,
                              progress=False)  # fmt: skip
         seconds[device] = time.perf_counter() - start
@@ -140,8 +140,8 @@ def main() -> None:
     agreement = {}
     print(f"{'control':8} {'agreement with the cpu path'}")
     for name in MODALITIES:
-        a, _ = read_video(root / "clips_cpu" / "front" / f"{name}.mp4")
-        b, _ = read_video(root / f"clips_{args.device}" / "front" / f"{name}.mp4")
+        a, _ = read_video(root / "clips_0_cpu" / "front" / f"{name}.mp4")
+        b, _ = read_video(root / f"clips_1_{args.device}" / "front" / f"{name}.mp4")
         if name == "edge":
             agreement[name] = {"f1": edge_f1(a, b)}
             score = f"F1 {agreement[name]['f1']:.4f} (target ≥ 0.95)"
