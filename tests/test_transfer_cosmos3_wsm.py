@@ -23,6 +23,7 @@ from cosmos_sim import CameraSpec, EpisodeWriter, SensorFrame
 from cosmos_sim.cli import app
 from cosmos_sim.transfer import ClipError, find_clips, run_transfer
 from cosmos_sim.transfer.cosmos3 import Cosmos3Backend, canvas_for, chunk_frames
+from cosmos_sim.types import SpecError
 from cosmos_sim.video import video_info, write_video
 
 pytest.importorskip("diffusers")
@@ -187,3 +188,44 @@ def test_a_wsm_video_shorter_than_another_control_is_named(model_dir, tmp_path):
     engine = Cosmos3Backend(model_dir, safety_checker=PassThroughSafetyChecker(), **TINY)
     with pytest.raises(ClipError, match=r"wsm\.mp4 ends before edge\.mp4"):
         list(engine.transfer(find_clips(tmp_path / "clips")[0], "p", 0, tmp_path))
+
+
+def test_an_augmenter_given_the_map_streams_wsm_to_a_cosmos3_session(model_dir):
+    """In the loop: with `xodr=` the Augmenter draws the HD map per chunk from each frame's K
+    and pose (and adds it to the default controls); a cosmos3 session told no controls feeds
+    it as wsm, which reaches the VAE frame for frame as the renderer draws it."""
+    from cosmos_sim.augment import Augmenter
+    from cosmos_sim.bridges.carla_rig import default_rig
+    from cosmos_sim.bridges.opendrive import compile_map
+    from cosmos_sim.controls.hdmap import compile_scene, render_hdmap
+
+    engine = Cosmos3Backend(
+        model_dir, safety_checker=PassThroughSafetyChecker(), num_video_frames_per_chunk=5,
+        **TINY, **ONE_PASS,
+    )  # fmt: skip
+    with Augmenter(engine, xodr=MAP) as defaults:
+        assert defaults.controls == (*engine.needs, "hdmap")
+        defaults.close()
+    with pytest.raises(SpecError, match=r"\['hdmap'\].*xodr="):
+        Augmenter(engine, controls=("edge", "hdmap"))
+    compiled = compile_map(MAP, frames=5, fps=16.0)
+    mount = default_rig().cameras[0].cam_to_body
+    cam = CameraSpec("front", 160, 96, fov_deg=60.0)
+    poses = [ego @ mount for ego in compiled.poses]
+    encoded, fps = recording(engine)
+    augmenter = Augmenter(
+        engine, xodr=MAP, controls=("hdmap",), chunk_frames=5, resolution="camera"
+    )
+    with augmenter:
+        for tick, pose in enumerate(poses):
+            rgb = np.zeros((96, 160, 3), np.uint8)
+            augmenter.submit([SensorFrame("front", tick, tick / 16, pose, camera=cam, rgb=rgb)])
+        augmenter.close()
+        out = augmenter.poll()
+    assert [a.tick for a in out] == list(range(5))
+    scene = compile_scene(compiled.geometry)
+    drawn = np.stack([render_hdmap(scene, cam.intrinsics, p, 96, 160) for p in poses])
+    assert drawn.max() > 200  # the map is in view
+    assert len(encoded) == 2  # wsm, then the target
+    check_hint(encoded[0], drawn, canvas_for(160, 96, 256), "wsm")
+    assert set(fps) == {16.0}
