@@ -113,7 +113,8 @@ class Clip:
                 "cosmos3` (generates from controls alone), or write clips with rgb.mp4 by "
                 "`cosmos-sim controls RUN --out CLIPS`"
             )
-        modalities = sorted((set(self.controls) | set(missing)) - {"wsm"})
+        # wsm is Cosmos 3's name for the hdmap control (`cosmos-sim hdmap --target cosmos3`)
+        modalities = sorted({"wsm": "hdmap"}.get(n, n) for n in {*self.controls, *missing})
         raise ClipError(
             f"clip {self.folder} has no {', '.join(m + '.mp4' for m in missing)} "
             f"(it has: {have}); {needed_by} needs it. Re-run `cosmos-sim controls RUN "
