@@ -82,7 +82,7 @@ class DeviceVectorEnv:
     @classmethod
     def from_env(cls, env: Any, num_envs: int) -> DeviceVectorEnv:
         """A device env of `num_envs` lanes with the model and settings of a LearnedEnv
-        (or LearnedVectorEnv), keeping the step limit of a TimeLimit wrapper."""
+        (or LearnedVectorEnv), keeping a step limit given to `gymnasium.make`."""
         from cosmos_sim.envs.vector import spawn_core
 
         if not isinstance(num_envs, int) or num_envs < 1:

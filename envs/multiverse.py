@@ -32,8 +32,8 @@ def branch(
 ) -> LearnedVectorEnv:
     """n futures of `env`'s current state (lane `lane` of a vector env), ready to step.
 
-    Pass the env as `gymnasium.make` returned it (not `.unwrapped`): a TimeLimit wrapper it
-    added then holds in the futures too.
+    Pass the env as `gymnasium.make` returned it (not `.unwrapped`): a step limit given to
+    `gymnasium.make` then holds in the futures too.
     """
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
         raise WorldModelError(f"branch: n is the number of futures, an int >= 1; got {n!r}")

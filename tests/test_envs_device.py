@@ -167,3 +167,20 @@ def test_a_bad_policy_file_is_named(tmp_path):
         load_policies([str(tmp_path / "other.pt")])
     with pytest.raises(ValueError, match="encoder"):
         PixelActorCritic(PolicyConfig(encoder="vit"))
+
+
+def test_a_step_limit_given_to_gymnasium_make_holds_in_the_device_env():
+    import gymnasium as gym
+
+    import cosmos_sim  # noqa: F401  (registers the ids)
+
+    env = gym.make(
+        "cosmos_sim/Learned-v0",
+        model=TinyWorldModel(),
+        start_frames=start_clips(),
+        max_episode_steps=2,
+    )
+    device_env = DeviceVectorEnv.from_env(env, 3)
+    device_env.reset(seed=0)
+    truncated = [device_env.step(torch.zeros(3, 2))[3].all().item() for _ in range(2)]
+    assert truncated == [False, True]
