@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("policies", nargs="+", help="label=path/to/policy.pt (one or more)")
     parser.add_argument("--episodes", type=int, default=100)
     parser.add_argument("--seed", type=int, default=30_000_000, help="eval starts: seed + k")
-    parser.add_argument("--num-envs", type=int, default=25, help="learned-env lanes")
+    parser.add_argument("--num-envs", type=int, default=100, help="learned-env lanes")
     parser.add_argument("--compare", action="append", default=[], help="A/B: labels to pair")
     parser.add_argument("--no-baselines", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("runs/eval_pushcube_ppo"))
