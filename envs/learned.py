@@ -444,7 +444,8 @@ class LearnedEnv(CoreBacked, gym.Env):
     action width (`chunk_mode="repeat"`, held for the model's K sub-steps) or a whole chunk
     [K, A] (`chunk_mode="chunk"`); see cosmos_sim.envs.world_model. Reward and termination
     come from the model or `reward_fn(frames) -> (reward, terminated, success)`; `success`
-    is in `info`. `branch(n, seed=)` returns a LearnedVectorEnv of n futures from here.
+    is in `info`. `branch(n, seed=)` returns (futures, obs, info): a LearnedVectorEnv of n
+    futures from here, reset, and their first observations.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -513,8 +514,9 @@ class LearnedEnv(CoreBacked, gym.Env):
         frames = self._render_frames()
         return None if frames is None else frames[0]
 
-    def branch(self, n: int, seed: int | None = None) -> Any:
-        """A LearnedVectorEnv of `n` futures starting from this env's current state."""
+    def branch(self, n: int, seed: int | None = None) -> tuple[Any, np.ndarray, dict[str, Any]]:
+        """(futures, obs, info): `n` futures from this env's current state (see
+        `cosmos_sim.envs.multiverse.branch`)."""
         from cosmos_sim.envs.multiverse import branch
 
         return branch(self, n, seed=seed)

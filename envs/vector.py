@@ -157,8 +157,11 @@ class LearnedVectorEnv(CoreBacked, VectorEnv):
         frames = self._render_frames()
         return None if frames is None else tuple(frames)
 
-    def branch(self, n: int, seed: int | None = None, lane: int = 0) -> LearnedVectorEnv:
-        """A LearnedVectorEnv of `n` futures starting from lane `lane`'s current state."""
+    def branch(
+        self, n: int, seed: int | None = None, lane: int = 0
+    ) -> tuple[LearnedVectorEnv, np.ndarray, dict[str, Any]]:
+        """(futures, obs, info): `n` futures from lane `lane`'s current state (see
+        `cosmos_sim.envs.multiverse.branch`)."""
         from cosmos_sim.envs.multiverse import branch
 
         return branch(self, n, seed=seed, lane=lane)
