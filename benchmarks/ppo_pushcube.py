@@ -15,14 +15,16 @@ bottom. The same recipe runs in either env:
 Reward shaping (the same in both envs, computed from the 64×64 frame the policy sees and the
 env's success flag, so nothing privileged): `shaped = progress_scale · (Φ_t − Φ_{t−1}) +
 success_bonus · success`, with Φ = −(|goal − cube| + ½·|cube − pusher|) from the objects'
-colour centroids (`pixel_policy.colour_features`, in units of 0.2 m) and the progress term 0
-on an episode's last step (its frame is the next episode's first) or when an object is out
-of sight. Why not the env's own reward:
-PushCube's dense reward pays 0.5–0.8 on every step spent near the goal while success ends
-the episode, so maximising it teaches hovering beside the goal; and its tanh(10·d) terms
-are flat beyond ~15 cm, where most episodes start. Potential-based shaping keeps the optimal
-policy (Ng et al. 1999), pays nothing for lingering, and the bonus makes success the best
-outcome. The learned env's success comes from its success head; its frames give Φ.
+colour centroids (`pixel_policy.colour_features`, in units of 0.2 m; the progress term is 0
+when an object is out of sight). Φ runs on across episode boundaries: the step that ends an
+episode returns the next episode's first frame (same-step autoreset) and pays Φ(next start)
+− Φ(last frame). So an episode's shaped return telescopes to Φ(next start) − Φ(start) +
+bonus · success: progress toward the goal is paid as it happens (dense credit), progress
+left unfinished is given back at the end, and only success raises the return
+(potential-based shaping, Ng et al. 1999). Why not the env's own reward: it pays 0.5–0.8 on
+every step spent near the goal while success ends the episode, so maximising it teaches
+hovering beside the goal, and its tanh(10·d) terms are flat beyond ~15 cm, where most
+episodes start. The learned env's success comes from its success head; its frames give Φ.
 
     python benchmarks/ppo_pushcube.py --env real --total-steps 300000 --out runs/ppo_real
     python benchmarks/ppo_pushcube.py --env learned --device cuda --out $OUT
@@ -213,10 +215,9 @@ def train(args: Args) -> dict[str, Any]:
             obs = agent.observe(frames)
             ended = terminated | truncated
             # An ended lane's frame is already its next episode's first (same-step autoreset):
-            # no progress term on that step, and Φ restarts from that frame.
+            # Φ runs on across the boundary, so unfinished progress is given back there.
             phi, seen = potential(frames)
-            valid = seen & prev_seen & ~ended
-            progress = torch.where(valid, phi - prev_phi, torch.zeros_like(phi))
+            progress = torch.where(seen & prev_seen, phi - prev_phi, torch.zeros_like(phi))
             rew_buf[t] = args.progress_scale * progress + args.success_bonus * success.float()
             prev_phi, prev_seen = phi, seen
             done = ended.float()
