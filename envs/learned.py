@@ -128,17 +128,31 @@ class StartFrames:
                     f"{action_dim}-D actions; pick the matching action_key or episodes"
                 )
 
+    def _ends(self) -> list[tuple[int, int]]:
+        """(clip, last frame) of every window a reset may start from."""
+        if self.anywhere:
+            return [(c, t) for c, (f, _) in enumerate(self.clips) for t in range(len(f))]
+        return [(c, 0) for c in range(len(self.clips))]
+
     def sample(
         self, rng: np.random.Generator, n: int, context: int, action_dim: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """n windows [n, context, H, W, 3] and their actions [n, context, A]."""
-        if self.anywhere:
-            starts = [(c, t) for c, (f, _) in enumerate(self.clips) for t in range(len(f))]
-        else:
-            starts = [(c, 0) for c in range(len(self.clips))]
+        starts = self._ends()
+        return self._windows(
+            [starts[i] for i in rng.integers(len(starts), size=n)], context, action_dim
+        )
+
+    def windows(self, context: int, action_dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every start window, in order: [S, context, H, W, 3] and actions [S, context, A]
+        (what a device-resident env samples from without going back to the host)."""
+        return self._windows(self._ends(), context, action_dim)
+
+    def _windows(
+        self, ends: list[tuple[int, int]], context: int, action_dim: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         frames, actions = [], []
-        for pick in rng.integers(len(starts), size=n):
-            clip, end = starts[pick]
+        for clip, end in ends:
             clip_frames, clip_actions = self.clips[clip]
             index = np.clip(np.arange(end - context + 1, end + 1), 0, None)
             window_actions = np.zeros((context, action_dim), np.float32)
