@@ -188,7 +188,7 @@ def train(args: Args) -> dict[str, Any]:
     frames = envs.reset(seed=args.seed)
     obs = agent.observe(frames)
     prev_phi, prev_seen = potential(frames)
-    # The rollout buffer holds what the network reads: 18 colour features, or the frames.
+    # The rollout buffer holds what the network reads: 13 colour features, or the frames.
     obs_buf = torch.zeros((t_len, *obs.shape), dtype=obs.dtype, device=device)
     done = torch.zeros(n, device=device)
     ep_success = torch.zeros((), device=device)

@@ -4,8 +4,8 @@ Two encoders of the uint8 frame [B, H, W, 3]:
 
 - `"colour"` (default): the red pusher, blue cube and green goal found by colour (the
   thresholds of `pushcube_policies.detect`, as batched torch ops), their centroids in
-  metres, the offsets that matter (cube − pusher, goal − cube, the pusher's position in the
-  cube→goal frame) and a seen-flag per object: 18 numbers into an MLP. It costs a few
+  metres, the two offsets that matter (cube − pusher, goal − cube) and a seen-flag per
+  object: 13 numbers into an MLP. It costs a few
   element-wise ops per frame, so PPO on the real env's 2-core CPU budget spends its time in
   the simulator, not the network; and it reads the same thing in the real env's and the
   world model's frames (the scripted policy built on `detect` scores the same in both), so
@@ -32,7 +32,7 @@ HALF_VIEW_M = 0.2
 """PushCube-v0's camera sees [-HALF_VIEW_M, HALF_VIEW_M]² (envs/pushcube.py, no pybullet
 import here: the learned env's GPU machine has none)."""
 ENCODERS = ("colour", "cnn")
-COLOUR_FEATURES = 18
+COLOUR_FEATURES = 13
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,9 @@ class PolicyConfig:
 
 
 def colour_features(obs: torch.Tensor) -> torch.Tensor:
-    """uint8 [B, H, W, 3] top-down frames -> float [B, 18]: pusher, cube, goal xy / 0.2 m,
-    cube − pusher and goal − cube (/ 0.2 m), three seen-flags (0 where fewer than 2 pixels
-    match; that object's coordinates are then 0), and the pushing frame: the unit vector u
-    from cube to goal, their distance, and the pusher's offset from the cube along u and
-    across it (what a push needs: get behind the cube, line up, push)."""
+    """uint8 [B, H, W, 3] top-down frames -> float [B, 13]: pusher, cube, goal xy / 0.2 m,
+    cube − pusher and goal − cube (/ 0.2 m), and three seen-flags (0 where fewer than 2
+    pixels match; that object's coordinates are then 0)."""
     if obs.ndim != 4 or obs.shape[-1] != 3 or obs.dtype != torch.uint8:
         raise ValueError(
             f"colour_features: want uint8 [B, H, W, 3], got {obs.dtype} {list(obs.shape)}"
@@ -78,13 +76,7 @@ def colour_features(obs: torch.Tensor) -> torch.Tensor:
     y = (masks.sum(dim=3) * ys).sum(dim=2) / denom * seen
     xy = torch.stack([x, y], dim=2) / HALF_VIEW_M  # [B, 3, 2]
     pusher, cube, goal = xy[:, 0], xy[:, 1], xy[:, 2]
-    to_goal = goal - cube
-    dist = to_goal.norm(dim=1, keepdim=True)
-    u = to_goal / dist.clamp(min=1e-3)  # push direction
-    rel = pusher - cube
-    along = (rel * u).sum(dim=1, keepdim=True)
-    across = rel[:, :1] * -u[:, 1:] + rel[:, 1:] * u[:, :1]  # rel · n, n = u turned +90°
-    return torch.cat([pusher, cube, goal, cube - pusher, to_goal, seen, u, dist, along, across], 1)
+    return torch.cat([pusher, cube, goal, cube - pusher, goal - cube, seen], dim=1)
 
 
 class CnnEncoder(nn.Module):
@@ -143,7 +135,7 @@ class PixelActorCritic(nn.Module):
         self.log_std = nn.Parameter(torch.full((cfg.action_dim,), cfg.log_std_init))
 
     def observe(self, obs: torch.Tensor) -> torch.Tensor:
-        """The network's input from uint8 frames [B, H, W, 3]: colour features [B, 18]
+        """The network's input from uint8 frames [B, H, W, 3]: colour features [B, 13]
         (fixed, so a rollout buffer keeps these instead of frames) or the frames as they are."""
         return colour_features(obs) if self.config.encoder == "colour" else obs
 
