@@ -299,3 +299,28 @@ def test_a_session_told_no_controls_feeds_those_of_its_first_chunk(model_dir):
     with pytest.raises(SpecError, match=r"needs \['depth'\]"):
         session.push(Chunk(np.array([1]), blank, {"edge": blank}))
     session.close()
+
+
+def test_wsm_alone_is_chunked_at_101_frames_as_cosmos_framework_does(model_dir, tmp_path):
+    """cosmos-framework's WSM window is 101 frames (at 10 fps); any other hint set is chunked
+    at 93. A chunk size given explicitly wins."""
+    from cosmos_sim.controls.spec_cosmos3 import cosmos3_spec
+    from cosmos_sim.transfer.cosmos_framework import validate_sample
+
+    engine = backend(model_dir)
+    options = SessionOptions("front", 1280, 720, "p", 0, 10.0)
+    assert engine.start(options, ["hdmap"]).chunk == 101
+    assert engine.start(options, ["edge", "hdmap"]).chunk == 93
+    assert backend(model_dir, num_video_frames_per_chunk=5).start(options, ["hdmap"]).chunk == 5
+    assert engine.describe()["num_video_frames_per_chunk"].startswith("per hint")
+    for name in ("rgb", "wsm", "edge"):
+        (tmp_path / f"{name}.mp4").write_bytes(b"")
+    wsm = cosmos3_spec("s", tmp_path / "rgb.mp4", {"hdmap": tmp_path / "wsm.mp4"},
+                       num_frames=101, fps=10, size=(1280, 720), num_conditional_frames=95,
+                       relative_to=tmp_path)  # fmt: skip
+    assert wsm["num_video_frames_per_chunk"] == 101
+    del wsm["num_video_frames_per_chunk"]  # the framework's own default
+    assert validate_sample(wsm, tmp_path) == []
+    both = {**wsm, "edge": {"control_path": "edge.mp4"}}
+    with pytest.raises(SpecError, match="num_conditional_frames 95 must be below .* 93"):
+        validate_sample(both, tmp_path)

@@ -151,14 +151,14 @@ def test_controls_xodr_hdmap_is_fed_as_wsm_with_the_other_hints(model_dir, tmp_p
     result = CliRunner().invoke(
         app,
         ["controls", str(tmp_path / "ep"), "--out", str(tmp_path / "clips"), "--modalities",
-         "edge,hdmap", "--xodr", str(MAP)],
+         "edge,hdmap", "--xodr", str(MAP), "--prompt", "a junction in the rain"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     clip = find_clips(tmp_path / "clips")[0]
     assert clip.videos == ("rgb", "edge", "hdmap") and clip.reference == "rgb"
     engine = Cosmos3Backend(model_dir, safety_checker=PassThroughSafetyChecker(), **TINY)
     encoded, fps = recording(engine)
-    out = run_transfer(tmp_path / "clips", tmp_path / "out", backend=engine, prompt="p")
+    out = run_transfer(tmp_path / "clips", tmp_path / "out", backend=engine)
     info = video_info(out / "front" / "output.mp4")
     assert (info["width"], info["height"], info["frames"]) == (*clip.size, clip.num_frames)
     canvas = canvas_for(*clip.size, 256)
@@ -166,8 +166,22 @@ def test_controls_xodr_hdmap_is_fed_as_wsm_with_the_other_hints(model_dir, tmp_p
     check_hint(encoded[1], clip.read("hdmap"), canvas, "wsm")
     assert float(encoded[1].max()) > 0.5  # the map is in view
     assert len(encoded) == 3 and set(fps) == {16.0}
-    settings = json.loads((out / "transfer.json").read_text())["backend_settings"]
-    assert settings["guidance_scale"].startswith("per hint")  # edge+wsm: the several-hint pair
+    written = json.loads((out / "transfer.json").read_text())
+    assert written["backend_settings"]["guidance_scale"].startswith("per hint")
+    assert written["cameras"]["front"]["prompt"] == "a junction in the rain"  # the clip's own
+
+
+def test_a_clip_with_only_a_cosmos3_spec_keeps_its_prompt(tmp_path):
+    """hdmap alone writes no transfer25.json: the prompt comes from cosmos3.json."""
+    from cosmos_sim.transfer.run import resolve_prompts
+
+    folder = tmp_path / "clips" / "front"
+    folder.mkdir(parents=True)
+    write_video(folder / "hdmap.mp4", np.zeros((1, 36, 64, 3), np.uint8), 16, lossless=True)
+    (folder / "cosmos3.json").write_text(json.dumps({"prompt": "snow at night"}))
+    assert resolve_prompts(find_clips(tmp_path / "clips")) == {"front": "snow at night"}
+    (folder / "transfer25.json").write_text(json.dumps({"prompt": "from transfer25"}))
+    assert resolve_prompts(find_clips(tmp_path / "clips")) == {"front": "from transfer25"}
 
 
 def test_a_control_only_clip_is_refused_by_backends_that_need_rgb(tmp_path):

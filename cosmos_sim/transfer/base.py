@@ -111,7 +111,9 @@ class Clip:
                 f"clip {self.folder} has no rgb.mp4 (it has: {have}): it is a control-only "
                 f"clip, and {needed_by} needs the simulator's RGB. Run it with `--backend "
                 "cosmos3` (generates from controls alone), or write clips with rgb.mp4 by "
-                "`cosmos-sim controls RUN --out CLIPS`"
+                "`cosmos-sim controls RUN --out CLIPS`",
+                field="clips",
+                fix="--backend cosmos3, or clips from `cosmos-sim controls`",
             )
         # wsm is Cosmos 3's name for the hdmap control (`cosmos-sim hdmap --target cosmos3`)
         modalities = sorted({"wsm": "hdmap"}.get(n, n) for n in {*self.controls, *missing})

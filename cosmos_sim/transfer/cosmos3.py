@@ -10,7 +10,8 @@ Geometry. The clip is generated on the resolution tier's canvas nearest its aspe
 numbers as cosmos-framework's), at the clip's own fps, and the frames are resized back to the
 clip's size. Long clips are chained exactly as the pipeline chains them (chunks of
 `num_video_frames_per_chunk` = 4k+1 frames, each seeded with the last `num_conditional_frames`
-decoded frames of the one before), but one chunk per pipeline call, so memory is bounded by
+decoded frames of the one before; by default 93, or 101 for a wsm hint alone, as
+cosmos-framework chunks them), but one chunk per pipeline call, so memory is bounded by
 the chunk and a session (`start`) can carry the state between pushed chunks; a test checks
 that this gives the pipeline's own multi-chunk output bit for bit.
 
@@ -42,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from cosmos_sim.controls.spec_cosmos3 import HINT_ORDER, HINTS, guidance_for
+from cosmos_sim.controls.spec_cosmos3 import HINT_ORDER, HINTS, chunk_for, guidance_for
 from cosmos_sim.transfer.base import (
     BackendError,
     Chunk,
@@ -143,7 +144,7 @@ class Cosmos3Backend:
         guidance_scale: float | None = None,
         control_guidance: float | None = None,
         flow_shift: float = 10.0,
-        num_video_frames_per_chunk: int = 93,
+        num_video_frames_per_chunk: int | None = None,
         num_conditional_frames: int = 1,
         negative_prompt: str | None = None,
         control_weights: Mapping[str, float] | None = None,
@@ -167,11 +168,15 @@ class Cosmos3Backend:
             raise SpecError(f"--resolution {resolution}: choose a Cosmos 3 tier of {list(TIERS)}")
         if dtype not in DTYPES:
             raise SpecError(f"--dtype {dtype!r}: choose one of {list(DTYPES)}")
-        chunk = chunk_frames(int(num_video_frames_per_chunk))
-        if not 0 <= num_conditional_frames < chunk:
+        # None: per hint set (`chunk_for`: 101 for wsm alone, else 93)
+        chunk = None if num_video_frames_per_chunk is None else int(num_video_frames_per_chunk)
+        if chunk is not None:
+            chunk = chunk_frames(chunk)
+        shortest = chunk or min(chunk_for(["wsm"]), chunk_for(["edge"]))
+        if not 0 <= num_conditional_frames < shortest:
             raise SpecError(
-                f"num_conditional_frames {num_conditional_frames} must be in [0, {chunk}) "
-                f"(chunks are {chunk} frames)"
+                f"num_conditional_frames {num_conditional_frames} must be in [0, {shortest}) "
+                f"(chunks are {shortest} frames)"
             )
         self.model, self.device, self.dtype = str(model), device, dtype
         self.tier = int(resolution)
@@ -207,7 +212,7 @@ class Cosmos3Backend:
             "guidance_scale": self.guidance[0] or "per hint (spec_cosmos3.RECOMMENDED)",
             "control_guidance": self.guidance[1] or "per hint (spec_cosmos3.RECOMMENDED)",
             "flow_shift": self.flow_shift,
-            "num_video_frames_per_chunk": self.chunk,
+            "num_video_frames_per_chunk": self.chunk or "per hint: 101 for wsm alone, else 93",
             "num_conditional_frames": self.cond,
             "per_hint_weights": "none: diffusers has one control_guidance for all hints",
             "safety_checker": type(self.pipe.safety_checker).__name__,
@@ -237,7 +242,8 @@ class Cosmos3Backend:
         width, height = clip.size
         options = SessionOptions(clip.camera, width, height, prompt, seed, clip.fps)
         # a clip shorter than a chunk is one chunk of its own length (4k+1), not a padded 93
-        chunk = min(self.chunk, chunk_frames(max(clip.num_frames, self.cond + 1)))
+        chunk = self.chunk or chunk_for(list(hints.values()))
+        chunk = min(chunk, chunk_frames(max(clip.num_frames, self.cond + 1)))
         session = Cosmos3Session(self, options, list(hints), chunk=chunk)
         streams = {name: clip.frames(name) for name in dict.fromkeys((reference, *hints))}
         tick = 0
@@ -284,7 +290,8 @@ class Cosmos3Session:
         import torch
 
         self.backend, self.options = backend, options
-        self.chunk, self.cond = chunk or backend.chunk, backend.cond
+        self._given_chunk = chunk or backend.chunk
+        self.chunk, self.cond = self._given_chunk or 0, backend.cond  # 0: set with the hints
         self.canvas = canvas_for(options.width, options.height, backend.tier)
         self.hints: dict[str, str] = {}
         self._pending: dict[str, list[np.ndarray]] = {}
@@ -306,6 +313,7 @@ class Cosmos3Session:
         """Fix the controls fed (our name -> Cosmos 3 hint) and their guidance."""
         self.hints = hints
         self.guidance, self.control_guidance = self.backend.settings(list(hints.values()))
+        self.chunk = self._given_chunk or chunk_for(list(hints.values()))
         self._pending = {c: [] for c in hints}
 
     def push(self, chunk: Chunk) -> None:
@@ -322,7 +330,7 @@ class Cosmos3Session:
         self.push_frames(chunk.ticks, chunk.controls)
 
     def push_frames(self, ticks: np.ndarray, controls: Mapping[str, np.ndarray]) -> None:
-        """`push` without the Chunk checks (clip transfer: hdmap/wsm are not Chunk controls)."""
+        """`push` without the Chunk checks (clip transfer: wsm is not a Chunk control)."""
         for control in self.hints:
             self._pending[control] += list(controls[control])
         self._ticks += [int(t) for t in ticks]
