@@ -14,19 +14,18 @@ bottom. The same recipe runs in either env:
 
 Reward shaping (the same in both envs, computed from the 64×64 frame the policy sees and the
 env's success flag, so nothing privileged): `shaped = progress_scale · (Φ_t − Φ_{t−1}) +
-success_bonus · success`, with Φ = −(|goal − cube| + ½·|cube − pusher|) from the objects'
-colour centroids (`pixel_policy.colour_features`, in units of 0.2 m; the progress term is 0
-when an object is out of sight). Φ runs on across episode boundaries: the step that ends an
-episode returns the next episode's first frame (same-step autoreset) and pays Φ(next start)
-− Φ(last frame). So an episode's shaped return telescopes to Φ(next start) − Φ(start) +
-bonus · success: progress toward the goal is paid as it happens (dense credit), progress
-left unfinished is given back at the end, and only success raises the return
-(potential-based shaping, Ng et al. 1999). Why not the env's own reward: it pays 0.5–0.8 on
-every step spent near the goal while success ends the episode, so maximising it teaches
-hovering beside the goal, and its tanh(10·d) terms are flat beyond ~15 cm, where most
-episodes start. The learned env's success comes from its success head; its frames give Φ.
+success_bonus · success`, with Φ = −(|goal − cube| + ½·|behind − pusher|), `behind` the
+point 5 cm behind the cube on the goal line (where a push toward the goal starts), from the
+objects' colour centroids (`pixel_policy.colour_features`, in units of 0.2 m). The progress
+term is 0 when an object is out of sight and on an episode's last step (its frame is already
+the next episode's first: same-step autoreset). Progress toward the goal is paid as it
+happens, standing still pays nothing, and the bonus makes success the best outcome. Why not
+the env's own reward: it pays 0.5–0.8 on every step spent near the goal while success ends
+the episode, so maximising it teaches hovering beside the goal, and its tanh(10·d) terms are
+flat beyond ~15 cm, where most episodes start. The learned env's success comes from its
+success head; its frames give Φ.
 
-    python benchmarks/ppo_pushcube.py --env real --total-steps 300000 --out runs/ppo_real
+    python benchmarks/ppo_pushcube.py --env real --total-steps 400000 --out runs/ppo_real
     python benchmarks/ppo_pushcube.py --env learned --device cuda --out $OUT
     python benchmarks/ppo_pushcube.py --env learned --tiny           # CPU smoke test
 
@@ -135,10 +134,18 @@ class RealEnvs:
             env.close()
 
 
+STANDOFF = 0.25
+"""Pusher-to-cube centre distance for a push, in units of 0.2 m (cube half-size + pusher
+radius + 5 mm = 0.05 m)."""
+
+
 def potential(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(Φ [B], all three objects seen [B]) from uint8 frames (see module doc)."""
     f = colour_features(frames)
-    phi = -(f[:, 8:10].norm(dim=1) + 0.5 * f[:, 6:8].norm(dim=1))
+    pusher, cube, to_goal = f[:, 0:2], f[:, 2:4], f[:, 8:10]
+    dist = to_goal.norm(dim=1)
+    behind = cube - STANDOFF * to_goal / dist.clamp(min=1e-3)[:, None]
+    phi = -(dist + 0.5 * (behind - pusher).norm(dim=1))
     return phi, f[:, 10:].amin(dim=1) > 0
 
 
@@ -215,9 +222,10 @@ def train(args: Args) -> dict[str, Any]:
             obs = agent.observe(frames)
             ended = terminated | truncated
             # An ended lane's frame is already its next episode's first (same-step autoreset):
-            # Φ runs on across the boundary, so unfinished progress is given back there.
+            # no progress term on that step; Φ restarts from that frame.
             phi, seen = potential(frames)
-            progress = torch.where(seen & prev_seen, phi - prev_phi, torch.zeros_like(phi))
+            valid = seen & prev_seen & ~ended
+            progress = torch.where(valid, phi - prev_phi, torch.zeros_like(phi))
             rew_buf[t] = args.progress_scale * progress + args.success_bonus * success.float()
             prev_phi, prev_seen = phi, seen
             done = ended.float()
