@@ -52,6 +52,9 @@ TRANSFER1_GENERAL_CONTROLS = tuple(k for k in TRANSFER1_CONTROLS if k not in TRA
 TRANSFER1_AV_FPS = 30
 """Frame rate the Transfer 1 Sample-AV models were trained at (their RDS-HQ clips)."""
 
+TRANSFER1_AV_FRAMES = 121
+"""Frames of one Transfer 1 generation window (a single-view AV clip at 30 fps is ~4 s)."""
+
 TRANSFER1_AV_SIGMA_MAX = 80.0
 """Sample-AV runs generate from the controls alone: sigma_max >= 80 ignores the input video."""
 

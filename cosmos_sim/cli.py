@@ -394,14 +394,32 @@ def hdmap(
     ] = None,
     seconds: Annotated[
         float | None,
-        typer.Option(help="Clip length; default 93 frames (57 multiview, 101 for cosmos3)."),
+        typer.Option(
+            help="Clip length; default: transfer25 93 frames (57 for the 7 views), transfer1 "
+            "121 (57 for its 6 views), cosmos3 101."
+        ),
     ] = None,
     version: Annotated[
-        str, typer.Option(help="Colours: v3 (Transfer 2.5 / Cosmos 3) or v1.")
-    ] = "v3",
+        str | None,
+        typer.Option(
+            help="Colours: v3 (Transfer 2.5 / Cosmos 3) or v1 (Transfer 1); default: the "
+            "target's (transfer1 takes v1 only, cosmos3 v3 only)."
+        ),
+    ] = None,
     target: Annotated[
-        str, typer.Option(help="transfer25 (hdmap videos + specs) or cosmos3 (wsm videos).")
+        str,
+        typer.Option(
+            help="transfer25 (hdmap videos + specs, 16/10 fps), transfer1 (v1 hdmap at 30 fps "
+            "+ transfer1_av.json) or cosmos3 (wsm videos)."
+        ),
     ] = "transfer25",
+    front_rgb: Annotated[
+        Path | None,
+        typer.Option(
+            help="transfer1 six-view rig: the front camera's RGB mp4 (view_condition_video), "
+            "to write transfer1_multiview.json."
+        ),
+    ] = None,
 ) -> None:
     """Render the HD-map (world-scenario map, `wsm`) control of an OpenDRIVE map, no server."""
     with user_errors(ValueError):
@@ -409,14 +427,18 @@ def hdmap(
 
         written = write_hdmap_clip(
             xodr, out, rig=rig, trajectory=trajectory, seconds=seconds, version=version,
-            target=target,
+            target=target, view_condition_video=front_rgb,
         )  # fmt: skip
     typer.echo(f"{written['frames']} frames at {written['fps']:g} fps")
     if written["unknown_signals"]:
         typer.echo(f"signal types not drawn: {', '.join(written['unknown_signals'])}", err=True)
-    for key in ("video", "contact_sheet", "poses", "spec", "manifest"):
+    for key in ("video", "contact_sheet", "poses", "spec", "manifest", "multiview_spec"):
         if key in written:
             _say(key.replace("_", " "), written[key])
+    if "specs" in written:
+        _say("specs", f"{len(written['specs'])} × <camera>/transfer1_av.json")
+    if "note" in written:
+        typer.echo(f"note: {written['note']}")
 
 
 @app.command("eval-policies")

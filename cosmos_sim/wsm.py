@@ -2,17 +2,22 @@
 
 The map is compiled by `bridges.opendrive.compile_map` (in a child process: a map that
 crashes libcarla gives an error naming the road and lane, never a dead process) and drawn
-by `controls.hdmap` for each camera of a rig along a trajectory. Two targets:
+by `controls.hdmap` for each camera of a rig along a trajectory. Three targets:
 
 - `transfer25` (default): single views at the Cosmos bucket size and 16 fps (93 frames);
-  the seven Transfer 2.5 views at 1280×720 and 10 fps with their multiview spec; Transfer 1's
-  six views with theirs.
+  the seven Transfer 2.5 views at 1280×720 and 10 fps with their multiview spec.
+- `transfer1`: Transfer 1's Sample-AV hdmap control in the v1 palette at the rate and
+  length the models were trained on (30 fps; 121 frames, 57 per view for the six views),
+  with a `transfer1_av.json` spec per camera and, given the front camera's RGB video
+  (`view_condition_video`), the six-view `transfer1_multiview.json`.
 - `cosmos3`: the `wsm` control Cosmos 3 (Transfer-Auto, Sim-Auto, the transfer pipeline's
   `wsm` hint) reads: every camera at 1280×720, 10 fps, 101 frames by default
   (cosmos-framework's WSM window), as `<camera>/wsm.mp4` (control-only clips, the layout
   `cosmos-sim transfer --backend cosmos3` reads), listed per camera in `wsm.json` (hint name,
-  fps, frame count, size, video path relative to the folder); `wsm_grid.mp4` is a grid of all
-  views for a multi-camera rig.
+  fps, frame count, size, video path relative to the folder).
+
+A multi-camera rig also gets a preview grid of all views, `hdmap_grid.mp4` / `wsm_grid.mp4`:
+never a top-level `hdmap.mp4`, which tools would take for a single-camera clip.
 
 The default rig for multiview work is NVIDIA's 7-camera AV rig (`NVIDIA_RIG`, `--rig nvidia`).
 """
@@ -27,7 +32,9 @@ import numpy as np
 
 from cosmos_sim.types import SpecError
 
-TARGETS = ("transfer25", "cosmos3")
+TARGETS = ("transfer25", "transfer1", "cosmos3")
+TARGET_VERSIONS = {"transfer25": ("v3", "v1"), "transfer1": ("v1",), "cosmos3": ("v3",)}
+"""Colour versions each target's models were trained on; the first is the default."""
 COSMOS3_WSM_FPS = 10
 COSMOS3_WSM_FRAMES = 101
 COSMOS3_WSM_SIZE = (1280, 720)
@@ -54,14 +61,17 @@ def write_hdmap_clip(
     rig: str | Path | None = None,
     trajectory: str | Path | None = None,
     seconds: float | None = None,
-    version: str = "v3",
+    version: str | None = None,
     target: str = "transfer25",
+    view_condition_video: str | Path | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Render the HD-map control of an OpenDRIVE map along a trajectory (see module doc).
 
     Writes the videos, `contact_sheet.png`, `poses.json` (per-frame ego and camera poses, K)
-    and the target's spec or manifest. Returns what it wrote.
+    and the target's spec or manifest. `version` defaults to the target's (v3; v1 for
+    transfer1). `view_condition_video` (the front camera's RGB, transfer1 six-view rigs only)
+    completes the six-view spec. Returns what it wrote.
     """
     from tqdm import tqdm
 
@@ -69,33 +79,28 @@ def write_hdmap_clip(
     from cosmos_sim.controls import multiview as mv
     from cosmos_sim.controls.hdmap import compile_scene, render_hdmap
     from cosmos_sim.controls.hdmap_style import check_version
-    from cosmos_sim.controls.spec import write_spec_json
+    from cosmos_sim.controls.spec import transfer1_av_spec, write_spec_json
     from cosmos_sim.episode import ensure_empty_dir, write_json_atomic
     from cosmos_sim.imaging import image_grid, save_png
     from cosmos_sim.video import (
-        COSMOS_FPS,
-        FRAMES_PER_CHUNK,
         VideoWriter,
         bucket_size,
         resample_indices,
         scale_intrinsics,
     )
 
-    if target not in TARGETS:
-        raise SpecError(f"target {target!r}: use one of {list(TARGETS)}")
+    version = _check_target(target, version)
     check_version(version)
     if seconds is not None and seconds <= 0:
         raise SpecError(f"--seconds must be > 0, got {seconds}")
     the_rig = resolve_rig(rig)
     views = {cam.name: cam.view or cam.name for cam in the_rig.cameras}
     layout = None if target == "cosmos3" else mv.rig_views(views)
-    if target == "cosmos3":
-        fps, default_frames = float(COSMOS3_WSM_FPS), COSMOS3_WSM_FRAMES
-    elif layout:
-        fps, default_frames = float(mv.TRANSFER25_MULTIVIEW_FPS), mv.TRANSFER1_FRAMES_PER_VIEW
-    else:
-        fps, default_frames = float(COSMOS_FPS), FRAMES_PER_CHUNK
-    num_frames = default_frames if seconds is None else max(1, round(seconds * fps))
+    if target == "transfer1":
+        layout = layout if layout == "transfer1" else None
+    if view_condition_video is not None:
+        _check_view_condition(Path(view_condition_video), target, layout)
+    fps, num_frames = clip_timing(target, layout, seconds)
     if trajectory is None:
         compiled = compile_map(xodr, frames=num_frames, fps=fps)
         traj = Trajectory(compiled.poses, fps, compiled.trajectory_source)
@@ -124,12 +129,16 @@ def write_hdmap_clip(
         files = {cam.name: f"{cam.name}/wsm.mp4" for cam, _, _ in cameras}
         for cam, _, _ in cameras:
             (out / cam.name).mkdir()
+    elif target == "transfer1" and not single:  # <camera>/hdmap.mp4 + transfer1_av.json
+        files = {cam.name: f"{cam.name}/hdmap.mp4" for cam, _, _ in cameras}
+        for cam, _, _ in cameras:
+            (out / cam.name).mkdir()
     else:
         files = {cam.name: "hdmap.mp4" if single else f"hdmap_{cam.name}.mp4"
                  for cam, _, _ in cameras}  # fmt: skip
     writers = {name: VideoWriter(out / file, fps, lossless=True) for name, file in files.items()}
-    # a cosmos3 grid is not named wsm.mp4: the folder must not look like a control-only clip
-    grid = "wsm_grid.mp4" if target == "cosmos3" else f"{stem}.mp4"
+    # a grid is never wsm.mp4 / hdmap.mp4: the folder must not look like a single-camera clip
+    grid = f"{stem}_grid.mp4"
     preview = out / (files[cameras[0][0].name] if single else grid)
     grid_writer = None if single else VideoWriter(preview, fps)
     sheet_at = set(np.linspace(0, len(traj.poses) - 1, min(4, len(traj.poses))).round().astype(int))
@@ -208,18 +217,88 @@ def write_hdmap_clip(
         )
         return written
     by_view = {views[name]: out / files[name] for name in names}
+    if target == "transfer1":
+        specs = [
+            write_spec_json(
+                transfer1_av_spec({"hdmap": out / files[name]}, fps=int(fps)),
+                (out / files[name]).parent / "transfer1_av.json",
+            )
+            for name in names
+        ]
+        written["spec" if single else "specs"] = specs[0] if single else specs
+        if layout == "transfer1":
+            videos = {v: by_view[v] for v in mv.TRANSFER1_VIEWS}
+            if view_condition_video is None:
+                written["note"] = (
+                    "the Transfer 1 six-view run conditions on the front camera's RGB video "
+                    "(spec field view_condition_video): pass it with --front-rgb to write "
+                    "transfer1_multiview.json"
+                )
+            else:
+                spec = mv.transfer1_multiview_spec(
+                    "hdmap", videos, view_condition_video=view_condition_video, fps=int(fps)
+                )
+                written["multiview_spec"] = write_spec_json(spec, out / "transfer1_multiview.json")
+        return written
     if layout == "transfer25":
         spec = mv.transfer25_multiview_spec(
             Path(xodr).stem, {v: by_view[v] for v in mv.TRANSFER25_VIEWS}, relative_to=out
         )
         mv.validate_transfer25_multiview(spec, out)
         written["spec"] = write_spec_json(spec, out / "multiview_spec.json")
-    elif layout == "transfer1":  # its spec also needs the front RGB (view_condition_video)
+    elif layout == "transfer1":  # rendered at Transfer 2.5's 10 fps: not Transfer 1's rate
         written["note"] = (
-            "Transfer 1 six-view conditions on the front camera's RGB video: write its spec "
-            "with controls.multiview.transfer1_multiview_spec(view_condition_video=...)"
+            "Transfer 1's six views were trained at 30 fps: render them with --target transfer1"
         )
     return written
+
+
+def clip_timing(target: str, layout: str | None, seconds: float | None) -> tuple[float, int]:
+    """(fps, frames) of a target's clip: its models' training rate and window, or `seconds`."""
+    from cosmos_sim.controls import multiview as mv
+    from cosmos_sim.controls.spec import TRANSFER1_AV_FPS, TRANSFER1_AV_FRAMES
+    from cosmos_sim.video import COSMOS_FPS, FRAMES_PER_CHUNK
+
+    if target == "cosmos3":
+        fps, default_frames = float(COSMOS3_WSM_FPS), COSMOS3_WSM_FRAMES
+    elif target == "transfer1":
+        fps = float(TRANSFER1_AV_FPS)
+        default_frames = mv.TRANSFER1_FRAMES_PER_VIEW if layout else TRANSFER1_AV_FRAMES
+    elif layout:
+        fps, default_frames = float(mv.TRANSFER25_MULTIVIEW_FPS), mv.TRANSFER1_FRAMES_PER_VIEW
+    else:
+        fps, default_frames = float(COSMOS_FPS), FRAMES_PER_CHUNK
+    return fps, default_frames if seconds is None else max(1, round(seconds * fps))
+
+
+def _check_target(target: str, version: str | None) -> str:
+    """The target's colour version: its default, or the given one if its models read it."""
+    if target not in TARGETS:
+        raise SpecError(f"target {target!r}: use one of {list(TARGETS)}")
+    allowed = TARGET_VERSIONS[target]
+    if version is None:
+        return allowed[0]
+    if version in ("v3", "v1") and version not in allowed:
+        why = {
+            "transfer1": "Transfer 1 was trained on the v1 palette",
+            "cosmos3": "Cosmos 3's wsm control is the v3 palette",
+        }[target]
+        raise SpecError(
+            f"--version {version} with --target {target}: {why}; drop --version or use "
+            f"--version {allowed[0]}"
+        )
+    return version
+
+
+def _check_view_condition(path: Path, target: str, layout: str | None) -> None:
+    """--front-rgb only completes a Transfer 1 six-view spec; it must be a readable file."""
+    if target != "transfer1" or layout != "transfer1":
+        raise SpecError(
+            "--front-rgb (view_condition_video) is for --target transfer1 with a rig holding "
+            "Transfer 1's six views (front, front_left, front_right, rear, rear_left, rear_right)"
+        )
+    if not path.is_file():
+        raise SpecError(f"--front-rgb {path}: no such file (the front camera's RGB mp4)")
 
 
 def _even(image: np.ndarray) -> np.ndarray:

@@ -12,10 +12,11 @@ from typer.testing import CliRunner
 
 from cosmos_sim.bridges.opendrive import OpenDriveError
 from cosmos_sim.cli import app
-from cosmos_sim.controls.multiview import transfer1_multiview_spec
+from cosmos_sim.controls.hdmap_style import ELEMENT_COLORS
+from cosmos_sim.controls.multiview import TRANSFER1_VIEWS
 from cosmos_sim.types import SpecError
 from cosmos_sim.video import read_video
-from cosmos_sim.wsm import write_hdmap_clip
+from cosmos_sim.wsm import clip_timing, write_hdmap_clip
 
 DATA = Path(__file__).parent / "data"
 STREET = DATA / "two_way_street.xodr"
@@ -55,21 +56,117 @@ def test_multiview_rig_writes_seven_views_and_a_spec_the_cosmos_parser_accepts(t
     assert spec.fps == 10 and spec.num_conditional_frames == 0
     frames, _ = read_video(spec.front_wide.control_path)
     assert frames.shape[1:] == (720, 1280, 3)
+    # The preview grid is not named like a single-camera clip.
+    assert written["video"] == tmp_path / "o" / "hdmap_grid.mp4" and written["video"].is_file()
+    assert not (tmp_path / "o" / "hdmap.mp4").exists()
 
 
-def test_transfer1_six_view_rig_writes_its_spec(tmp_path):
+def _palette_share(frames: np.ndarray, colors: list[tuple[int, int, int]]) -> dict:
+    """Share of drawn pixels that are each colour, faded with distance (a scalar multiple)."""
+    pixels = frames.reshape(-1, 3).astype(float)
+    pixels = pixels[pixels.max(axis=1) > 60]  # drawn; dimmer blends are ambiguous
+    share = {}
+    for color in colors:
+        c = np.array(color, float)
+        scale = pixels @ c / (c @ c)
+        share[color] = float(np.mean(np.abs(pixels - scale[:, None] * c).max(axis=1) <= 3))
+    return share
+
+
+def test_transfer1_target_renders_v1_colours_at_30_fps_with_an_av_spec(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        ["hdmap", "--xodr", str(STREET), "--out", str(tmp_path / "o"), "--target", "transfer1",
+         "--seconds", "0.2"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "6 frames at 30 fps" in result.output
+    frames, fps = read_video(tmp_path / "o" / "hdmap.mp4")
+    assert fps == 30 and frames.shape == (6, 704, 1280, 3)
+    v1, v3 = ELEMENT_COLORS["v1"], ELEMENT_COLORS["v3"]
+    v3_only = [c for c in v3.values() if c not in v1.values()]
+    share = _palette_share(frames, [*v1.values(), *v3_only])
+    # Lane lines and road boundaries in v1 colours (the rest are anti-aliased blends of the
+    # two); no pixel in a v3-only colour such as its magenta boundary.
+    assert share[v1["laneline"]] > 0.2 and share[v1["road_boundary"]] > 0.2
+    assert sum(share[c] for c in v3_only) == 0.0
+    spec = json.loads((tmp_path / "o" / "transfer1_av.json").read_text())
+    assert spec["is_av_sample"] is True and spec["sigma_max"] == 80 and spec["fps"] == 30
+    assert spec["hdmap"]["input_control"] == str((tmp_path / "o" / "hdmap.mp4").absolute())
+    assert not {"vis", "edge", "depth", "seg", "lidar"} & set(spec)
+    assert json.loads((tmp_path / "o" / "poses.json").read_text())["version"] == "v1"
+
+
+def test_each_target_defaults_to_its_models_rate_and_window():
+    assert clip_timing("transfer1", None, None) == (30.0, 121)  # Transfer 1's window
+    assert clip_timing("transfer1", "transfer1", None) == (30.0, 57)  # per view, six views
+    assert clip_timing("transfer1", None, 2.0) == (30.0, 60)
+    assert clip_timing("transfer25", None, None) == (16.0, 93)
+    assert clip_timing("transfer25", "transfer25", None)[0] == 10.0
+    assert clip_timing("cosmos3", None, None) == (10.0, 101)
+
+
+def test_transfer1_six_view_rig_writes_per_view_specs_and_asks_for_the_front_rgb(tmp_path):
+    rig = str(RIGS / "transfer1_multiview.toml")
+    args = ["hdmap", "--xodr", str(STREET), "--rig", rig, "--target", "transfer1",
+            "--seconds", "0.1"]  # fmt: skip
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    out = tmp_path / "o"
+    assert "view_condition_video" in result.output and "--front-rgb" in result.output
+    assert not (out / "transfer1_multiview.json").exists()
+    assert (out / "hdmap_grid.mp4").is_file() and not (out / "hdmap.mp4").exists()
+    for view in TRANSFER1_VIEWS:
+        frames, fps = read_video(out / view / "hdmap.mp4")
+        assert fps == 30 and frames.shape == (3, 704, 1280, 3)
+        spec = json.loads((out / view / "transfer1_av.json").read_text())
+        assert spec["fps"] == 30 and spec["is_av_sample"] is True
+        assert spec["hdmap"]["input_control"] == str((out / view / "hdmap.mp4").absolute())
+    # Given the front RGB, the six-view spec is written in Cosmos' view order.
+    front_rgb = out / "front" / "hdmap.mp4"  # any real mp4 stands in for the RGB here
+    result = CliRunner().invoke(
+        app, [*args, "--out", str(tmp_path / "p"), "--front-rgb", str(front_rgb)]
+    )
+    assert result.exit_code == 0, result.output
+    spec = json.loads((tmp_path / "p" / "transfer1_multiview.json").read_text())
+    assert spec["fps"] == 30
+    assert spec["view_condition_video"] == str(front_rgb.absolute())
+    paths = spec["hdmap"]["input_control"]
+    assert paths == [str((tmp_path / "p" / v / "hdmap.mp4").absolute()) for v in TRANSFER1_VIEWS]
+    assert "Single2MultiView" in spec["hdmap"]["ckpt_path"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--target", "transfer1", "--version", "v3"], "--version v3 with --target transfer1"),
+        (["--target", "cosmos3", "--version", "v1"], "--version v1 with --target cosmos3"),
+        (["--target", "transfer2"], "target 'transfer2'"),
+        (["--front-rgb", str(STREET)], "--front-rgb (view_condition_video) is for --target"),
+        (["--target", "transfer1", "--front-rgb", str(STREET)], "--front-rgb"),
+    ],
+)
+def test_target_refuses_what_its_models_do_not_read(extra, message, tmp_path):
+    result = CliRunner().invoke(
+        app, ["hdmap", "--xodr", str(STREET), "--out", str(tmp_path / "o"), *extra]
+    )
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_transfer1_six_view_front_rgb_must_exist(tmp_path):
+    with pytest.raises(SpecError, match=r"--front-rgb .*missing.mp4: no such file"):
+        write_hdmap_clip(
+            STREET, tmp_path / "o", rig=RIGS / "transfer1_multiview.toml", target="transfer1",
+            view_condition_video=tmp_path / "missing.mp4", progress=False,
+        )  # fmt: skip
+
+
+def test_transfer25_target_points_transfer1_rigs_at_the_transfer1_target(tmp_path):
     written = write_hdmap_clip(
         STREET, tmp_path / "o", rig=RIGS / "transfer1_multiview.toml", seconds=0.2, progress=False
     )
-    assert "spec" not in written and "view_condition_video" in written["note"]
-    views = ("front", "front_left", "front_right", "rear", "rear_left", "rear_right")
-    spec = transfer1_multiview_spec(
-        "hdmap", {v: tmp_path / "o" / f"hdmap_{v}.mp4" for v in views},
-        view_condition_video=tmp_path / "front_rgb.mp4",
-    )  # fmt: skip
-    paths = spec["hdmap"]["input_control"]
-    assert [Path(p).name for p in paths] == [f"hdmap_{v}.mp4" for v in views]
-    assert all(Path(p).is_file() for p in paths)
+    assert "spec" not in written and "--target transfer1" in written["note"]
 
 
 def test_unparseable_opendrive_names_the_file(tmp_path):
