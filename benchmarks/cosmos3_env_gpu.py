@@ -450,14 +450,15 @@ def profile_tables(runs: dict, device: str, steps: int, tier: int) -> str:
 def decode_probe(pipe, sampler, device: str) -> dict:
     """The VAE decode of 16 lanes' latents alone: decode batch 4 vs 16, cudnn.benchmark off
     vs on (each after a warm-up, which is where cudnn.benchmark tunes)."""
-    lanes = 16 if device.startswith("cuda") else 2  # the CPU smoke test keeps it short
+    cuda = device.startswith("cuda")
+    lanes = 16 if cuda else 1  # the CPU smoke test keeps it short
     latents = torch.randn(lanes, pipe.vae.config.z_dim, 5, 16, 20, device=device)  # tier 256
     rows = []
     saved = torch.backends.cudnn.benchmark
     try:
-        for bench in (False, True):
+        for bench in (False, True) if cuda else (False,):
             torch.backends.cudnn.benchmark = bench
-            for batch in (4, 16):
+            for batch in (4, 16) if cuda else (1,):
                 sampler.decode_batch_size = batch
                 sampler._decode(latents)
                 sync(device)
