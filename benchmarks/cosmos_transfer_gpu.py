@@ -208,6 +208,15 @@ def build_pipeline(cfg: Config, device: torch.device, dtype: torch.dtype):
         hidden_size=text_cfg["hidden_size"],
         vocab_size=text_cfg["vocab_size"],
     )
+    # diffusers' Cosmos 2.5 conversion config; built before the bf16/device context below, so
+    # its sigma tables stay float32 on the host as from_pretrained leaves them
+    scheduler = UniPCMultistepScheduler(
+        use_karras_sigmas=True,
+        use_flow_sigmas=True,
+        prediction_type="flow_prediction",
+        sigma_max=200.0,
+        sigma_min=0.01,
+    )
     torch.manual_seed(0)
     default_dtype = torch.get_default_dtype()
     torch.set_default_dtype(dtype)  # initialise straight into bf16 on the GPU: no fp32 copy
@@ -218,13 +227,7 @@ def build_pipeline(cfg: Config, device: torch.device, dtype: torch.dtype):
                 tokenizer=_tokenizer(text_cfg["vocab_size"]),
                 transformer=CosmosTransformer3DModel(**transformer_cfg).eval(),
                 vae=AutoencoderKLWan(**vae_cfg).eval(),
-                scheduler=UniPCMultistepScheduler(
-                    use_karras_sigmas=True,
-                    use_flow_sigmas=True,
-                    prediction_type="flow_prediction",
-                    sigma_max=200.0,
-                    sigma_min=0.01,
-                ),  # fmt: skip  (diffusers' Cosmos 2.5 conversion config)
+                scheduler=scheduler,
                 controlnet=CosmosControlNetModel(**controlnet_cfg).eval(),
                 safety_checker=RandomWeightsChecker(),
             )

@@ -53,6 +53,9 @@ RECOMMENDED = {
 }
 """Hint -> (guidance, control_guidance) cosmos-framework applies to a single hint (args.py
 `_TRANSFER_DEFAULTS`, diffusers' docs give the same); several hints get the edge pair."""
+WSM_CHUNK_FRAMES = 101
+"""Frames per chunk cosmos-framework uses for a wsm hint alone (its WSM window: 101 frames at
+10 fps, args.py:858-865); every other set of hints is chunked at `FRAMES_PER_CHUNK` (93)."""
 ASPECT_RATIOS = {"16,9": 16 / 9, "9,16": 9 / 16, "4,3": 4 / 3, "3,4": 3 / 4, "1,1": 1.0}
 RESOLUTIONS = ("256", "480", "720", "768")
 """cosmos-framework's resolution tiers (`resolution` enum of the sample schema)."""
@@ -71,6 +74,11 @@ def hints_of(controls: Mapping[str, Any]) -> dict[str, str]:
 def guidance_for(hints: list[str] | tuple[str, ...]) -> tuple[float, float]:
     """(guidance, control_guidance) for a set of hints (see RECOMMENDED)."""
     return RECOMMENDED[hints[0]] if len(hints) == 1 else RECOMMENDED["edge"]
+
+
+def chunk_for(hints: list[str] | tuple[str, ...]) -> int:
+    """Frames per chunk for a set of hints: 101 for wsm alone, else 93 (as the framework)."""
+    return WSM_CHUNK_FRAMES if list(hints) == ["wsm"] else FRAMES_PER_CHUNK
 
 
 def aspect_ratio(width: int, height: int) -> str:
@@ -93,7 +101,7 @@ def cosmos3_spec(
     vis_preset: str = "medium",
     resolution: str = "720",
     num_steps: int = 35,
-    num_video_frames_per_chunk: int = FRAMES_PER_CHUNK,
+    num_video_frames_per_chunk: int | None = None,
     num_conditional_frames: int = 1,
     guidance: float | None = None,
     control_guidance: float | None = None,
@@ -104,13 +112,16 @@ def cosmos3_spec(
 
     `controls` maps our control names (edge, vis, depth, seg, hdmap/wsm; others are skipped)
     to their mp4s; `size` is the clip's (width, height), `fps` and `num_frames` its timing.
-    Paths are written relative to `relative_to` (the spec file's folder) or as given."""
+    Paths are written relative to `relative_to` (the spec file's folder) or as given;
+    `num_video_frames_per_chunk` None is the framework's per-hint default (`chunk_for`)."""
     hints = hints_of(controls)
     if not hints:
         raise SpecError(
             f"cosmos3_spec: no Cosmos 3 control among {sorted(controls)}; Cosmos 3 transfer "
             f"takes {sorted(HINTS)}"
         )
+    if num_video_frames_per_chunk is None:
+        num_video_frames_per_chunk = chunk_for(list(hints.values()))
     if not name or not prompt:
         raise SpecError("cosmos3_spec: name and prompt must be non-empty strings")
     if str(resolution) not in RESOLUTIONS:

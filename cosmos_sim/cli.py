@@ -493,7 +493,10 @@ def eval_policies(
 
 @app.command()
 def transfer(
-    clips: Annotated[Path, typer.Argument(help="Clips folder written by `controls`.")],
+    clips: Annotated[
+        Path,
+        typer.Argument(help="Clips folder from `controls` (or `hdmap --target cosmos3`: cosmos3)."),
+    ],
     out: Annotated[Path, typer.Option(help="New folder for the transfer output.")],
     backend: Annotated[
         str, typer.Option(help="appearance (CPU, classical), diffusers, cosmos-cli, cosmos3, "

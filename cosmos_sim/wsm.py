@@ -9,9 +9,10 @@ by `controls.hdmap` for each camera of a rig along a trajectory. Two targets:
   six views with theirs.
 - `cosmos3`: the `wsm` control Cosmos 3 (Transfer-Auto, Sim-Auto, the transfer pipeline's
   `wsm` hint) reads: every camera at 1280×720, 10 fps, 101 frames by default
-  (cosmos-framework's WSM window), as `<camera>/wsm.mp4` (the clips layout the transfer
-  backends read), listed per camera in `wsm.json` (hint name, fps, frame count, size, video
-  path relative to the folder); `wsm.mp4` is a grid of all views for a multi-camera rig.
+  (cosmos-framework's WSM window), as `<camera>/wsm.mp4` (control-only clips, the layout
+  `cosmos-sim transfer --backend cosmos3` reads), listed per camera in `wsm.json` (hint name,
+  fps, frame count, size, video path relative to the folder); `wsm_grid.mp4` is a grid of all
+  views for a multi-camera rig.
 
 The default rig for multiview work is NVIDIA's 7-camera AV rig (`NVIDIA_RIG`, `--rig nvidia`).
 """
@@ -127,7 +128,9 @@ def write_hdmap_clip(
         files = {cam.name: "hdmap.mp4" if single else f"hdmap_{cam.name}.mp4"
                  for cam, _, _ in cameras}  # fmt: skip
     writers = {name: VideoWriter(out / file, fps, lossless=True) for name, file in files.items()}
-    preview = out / (files[cameras[0][0].name] if single else f"{stem}.mp4")
+    # a cosmos3 grid is not named wsm.mp4: the folder must not look like a control-only clip
+    grid = "wsm_grid.mp4" if target == "cosmos3" else f"{stem}.mp4"
+    preview = out / (files[cameras[0][0].name] if single else grid)
     grid_writer = None if single else VideoWriter(preview, fps)
     sheet_at = set(np.linspace(0, len(traj.poses) - 1, min(4, len(traj.poses))).round().astype(int))
     sheet_rows, frames_json = [], []

@@ -468,7 +468,7 @@ def demo_rollout(
     multiverse = None
     for k, action in enumerate(actions_arr):
         if k == branch_at:
-            multiverse = rollout(learned.branch(futures, seed=seed), actions_arr[k:])["frames"]
+            multiverse = rollout(learned.branch(futures, seed=seed)[0], actions_arr[k:])["frames"]
         obs, *_ = learned.step(action)
         learned_frames.append(obs)
     real_arr, learned_arr = np.stack(real_frames), np.stack(learned_frames)

@@ -128,17 +128,31 @@ class StartFrames:
                     f"{action_dim}-D actions; pick the matching action_key or episodes"
                 )
 
+    def _ends(self) -> list[tuple[int, int]]:
+        """(clip, last frame) of every window a reset may start from."""
+        if self.anywhere:
+            return [(c, t) for c, (f, _) in enumerate(self.clips) for t in range(len(f))]
+        return [(c, 0) for c in range(len(self.clips))]
+
     def sample(
         self, rng: np.random.Generator, n: int, context: int, action_dim: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """n windows [n, context, H, W, 3] and their actions [n, context, A]."""
-        if self.anywhere:
-            starts = [(c, t) for c, (f, _) in enumerate(self.clips) for t in range(len(f))]
-        else:
-            starts = [(c, 0) for c in range(len(self.clips))]
+        starts = self._ends()
+        return self._windows(
+            [starts[i] for i in rng.integers(len(starts), size=n)], context, action_dim
+        )
+
+    def windows(self, context: int, action_dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every start window, in order: [S, context, H, W, 3] and actions [S, context, A]
+        (what a device-resident env samples from without going back to the host)."""
+        return self._windows(self._ends(), context, action_dim)
+
+    def _windows(
+        self, ends: list[tuple[int, int]], context: int, action_dim: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         frames, actions = [], []
-        for pick in rng.integers(len(starts), size=n):
-            clip, end = starts[pick]
+        for clip, end in ends:
             clip_frames, clip_actions = self.clips[clip]
             index = np.clip(np.arange(end - context + 1, end + 1), 0, None)
             window_actions = np.zeros((context, action_dim), np.float32)
@@ -430,7 +444,8 @@ class LearnedEnv(CoreBacked, gym.Env):
     action width (`chunk_mode="repeat"`, held for the model's K sub-steps) or a whole chunk
     [K, A] (`chunk_mode="chunk"`); see cosmos_sim.envs.world_model. Reward and termination
     come from the model or `reward_fn(frames) -> (reward, terminated, success)`; `success`
-    is in `info`. `branch(n, seed=)` returns a LearnedVectorEnv of n futures from here.
+    is in `info`. `branch(n, seed=)` returns (futures, obs, info): a LearnedVectorEnv of n
+    futures from here, reset, and their first observations.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -499,8 +514,9 @@ class LearnedEnv(CoreBacked, gym.Env):
         frames = self._render_frames()
         return None if frames is None else frames[0]
 
-    def branch(self, n: int, seed: int | None = None) -> Any:
-        """A LearnedVectorEnv of `n` futures starting from this env's current state."""
+    def branch(self, n: int, seed: int | None = None) -> tuple[Any, np.ndarray, dict[str, Any]]:
+        """(futures, obs, info): `n` futures from this env's current state (see
+        `cosmos_sim.envs.multiverse.branch`)."""
         from cosmos_sim.envs.multiverse import branch
 
         return branch(self, n, seed=seed)

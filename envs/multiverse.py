@@ -1,10 +1,11 @@
 """Multiverse rollouts: many futures branched from one world-model state, batched.
 
-`branch(env, n, seed=)` copies the current state of a `LearnedEnv` (or one lane of a
-`LearnedVectorEnv`) into a `LearnedVectorEnv` of n lanes. The futures share one torch
-generator seeded from `seed`: with the same actions, a stochastic model gives n different
-futures, and the same seed gives the same n futures again. Resetting the branched env
-(or an autoreset lane) returns to the branch point.
+`futures, obs, info = branch(env, n, seed=)` copies the current state of a `LearnedEnv` (or
+one lane of a `LearnedVectorEnv`) into a `LearnedVectorEnv` of n lanes, reset there: like
+Gymnasium's `reset`, it also returns the futures' first observations and info. The futures
+share one torch generator seeded from `seed`: with the same actions, a stochastic model
+gives n different futures, and the same seed gives the same n futures again. Resetting the
+branched env (or an autoreset lane) returns to the branch point.
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ def branch(
     seed: int | None = None,
     lane: int = 0,
     autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
-) -> LearnedVectorEnv:
-    """n futures of `env`'s current state (lane `lane` of a vector env), ready to step.
+) -> tuple[LearnedVectorEnv, np.ndarray, dict[str, Any]]:
+    """(futures, obs [n, H, W, 3], info): n futures of `env`'s current state (lane `lane`
+    of a vector env), reset and ready to step. `env.branch(n, seed=)` is this function.
 
-    Pass the env as `gymnasium.make` returned it (not `.unwrapped`): a TimeLimit wrapper it
-    added then holds in the futures too.
+    Pass the env as `gymnasium.make` returned it (not `.unwrapped`): a step limit given to
+    `gymnasium.make` then holds in the futures too.
     """
     if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
         raise WorldModelError(f"branch: n is the number of futures, an int >= 1; got {n!r}")
@@ -48,8 +50,8 @@ def branch(
         render_mode=getattr(env, "render_mode", None),
     )
     futures.core.root = (core.state.select([lane]), int(core.elapsed[lane]))
-    futures.reset(seed=seed)
-    return futures
+    obs, info = futures.reset(seed=seed)
+    return futures, obs, info
 
 
 def rollout(

@@ -17,8 +17,9 @@ A learned env built on `LearnedCore` runs all episodes of a policy as lanes of o
 
 Policies (`load_policies`): `module:attr` naming a callable `obs -> action` (a class is
 instantiated with no arguments; a dict or list of callables expands to several policies),
-a saved stable-baselines3 model (`path.zip`, `ALGO:path.zip`), or a cosmos-framework action
-policy server (`http://HOST:PORT?prompt=...&domain_name=...`, envs/policy_client.py).
+a saved stable-baselines3 model (`path.zip`, `ALGO:path.zip`), a `PixelActorCritic` saved by
+`cosmos_sim.envs.pixel_policy.save_policy` (`path.pt`, its mean action), or a cosmos-framework
+action policy server (`http://HOST:PORT?prompt=...&domain_name=...`, envs/policy_client.py).
 `label=` in front renames one. A policy with a `reseed(seed)` method is deep-copied and
 reseeded per episode, so its noise is the same in both envs and independent of lane order.
 """
@@ -95,6 +96,8 @@ def _resolve(spec: str) -> list[Policy]:
             raise PolicySpecError(f"policy spec {spec!r}: {exc}") from exc
         return [Policy(served.name, spec, served)]
     head, _, tail = spec.partition(":")
+    if spec.endswith(".pt"):
+        return [Policy(Path(spec).stem, spec, _load_pixel_policy(spec))]
     if spec.endswith(".zip"):
         algo, path = (head, tail) if tail and head.upper() in SB3_ALGOS else (None, spec)
         return [Policy(Path(path).stem, spec, _load_sb3(path, algo))]
@@ -135,6 +138,15 @@ def _callable(obj: Any, spec: str) -> Callable[[np.ndarray], Any]:
             f"policy spec {spec!r} is a {type(obj).__name__}, not a callable obs -> action"
         )
     return obj
+
+
+def _load_pixel_policy(path: str) -> Callable[[np.ndarray], Any]:
+    from cosmos_sim.envs.pixel_policy import load_policy
+
+    try:
+        return load_policy(path)
+    except (FileNotFoundError, ValueError) as exc:
+        raise PolicySpecError(f"policy spec {path!r}: {exc}") from exc
 
 
 def _load_sb3(path: str, algo: str | None) -> Callable[[np.ndarray], Any]:

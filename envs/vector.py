@@ -18,11 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
-from gymnasium.wrappers import TimeLimit
 
 from cosmos_sim.envs.learned import CoreBacked, LearnedCore, LearnedEnv, to_numpy
 from cosmos_sim.envs.world_model import WorldModel, WorldModelError
@@ -159,8 +157,11 @@ class LearnedVectorEnv(CoreBacked, VectorEnv):
         frames = self._render_frames()
         return None if frames is None else tuple(frames)
 
-    def branch(self, n: int, seed: int | None = None, lane: int = 0) -> LearnedVectorEnv:
-        """A LearnedVectorEnv of `n` futures starting from lane `lane`'s current state."""
+    def branch(
+        self, n: int, seed: int | None = None, lane: int = 0
+    ) -> tuple[LearnedVectorEnv, np.ndarray, dict[str, Any]]:
+        """(futures, obs, info): `n` futures from lane `lane`'s current state (see
+        `cosmos_sim.envs.multiverse.branch`)."""
         from cosmos_sim.envs.multiverse import branch
 
         return branch(self, n, seed=seed, lane=lane)
@@ -191,16 +192,14 @@ def core_of(env: Any) -> LearnedCore:
 
 
 def spawn_core(env: Any, num_envs: int) -> LearnedCore:
-    """A `num_envs`-lane engine like `env`'s, keeping the step limit of a TimeLimit wrapper
-    (what `gymnasium.make(..., max_episode_steps=N)` adds) when it is the tighter one."""
+    """A `num_envs`-lane engine like `env`'s. Its step limit is the tighter of the learned
+    env's own (`max_episode_steps=` when it was built) and the one `gymnasium.make(...,
+    max_episode_steps=N)` records in the public `env.spec` (a TimeLimit wrapper added by
+    hand, outside `gymnasium.make`, is not seen: pass the limit to the env instead)."""
     core = core_of(env).spawn(num_envs)
-    layer = env
-    while isinstance(layer, gym.Wrapper):
-        if isinstance(layer, TimeLimit):
-            limit = layer._max_episode_steps
-            if core.max_episode_steps is None or limit < core.max_episode_steps:
-                core.max_episode_steps = limit
-        layer = layer.env
+    limit = getattr(getattr(env, "spec", None), "max_episode_steps", None)
+    if limit is not None and (core.max_episode_steps is None or limit < core.max_episode_steps):
+        core.max_episode_steps = int(limit)
     return core
 
 

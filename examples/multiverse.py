@@ -46,7 +46,7 @@ def main(args: Args) -> dict:
     for _ in range(args.warmup_steps):
         obs, *_ = env.step(policy(obs))
 
-    futures = env.unwrapped.branch(args.futures, seed=args.seed)
+    futures, _, _ = env.unwrapped.branch(args.futures, seed=args.seed)
     result = rollout(futures, policy=policy, steps=args.steps)
     success = result["success"]
 

@@ -165,12 +165,12 @@ def test_branches_share_one_encoding_differ_and_go_in_batches_of_batch_size(tiny
     seen = Recorder(model.pipe)
     env = LearnedEnv(model, start_frames=starts(1), reward_fn=brightness)
     env.reset(seed=0)
-    futures = branch(env, 5, seed=7)
+    futures, _, _ = branch(env, 5, seed=7)
     obs, *_ = futures.step(np.zeros((5, 10), np.float32))
     assert [x.shape[0] for x in seen.vae_inputs] == [1, 1]  # one state, one encoding per batch
     assert seen.lanes == [3, 3, 2, 2]  # 5 futures, batch_size 3, two denoising steps each
     assert len({o.tobytes() for o in obs}) == 5  # five different futures
-    again = branch(env, 5, seed=7).step(np.zeros((5, 10), np.float32))[0]
+    again = branch(env, 5, seed=7)[0].step(np.zeros((5, 10), np.float32))[0]
     assert np.array_equal(again, obs)  # same seed, same futures
     assert checker.videos == 10 and set(checker.texts) == {model.prompt}
 

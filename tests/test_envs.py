@@ -97,7 +97,7 @@ def test_a_time_limit_from_gymnasium_make_holds_in_vectors_and_branches():
     vec.reset(seed=0)
     truncated = [vec.step(still)[3] for _ in range(3)]
     assert [t.all() for t in truncated] == [False, False, True]
-    futures = branch(env, 4, seed=0)  # one step taken: two left
+    futures, _, _ = branch(env, 4, seed=0)  # one step taken: two left
     assert [futures.step(still)[3].all() for _ in range(2)] == [False, True]
     assert vectorize(make_env(max_episode_steps=2), 2).core.max_episode_steps == 2
 
@@ -310,9 +310,9 @@ def test_branch_futures_differ_across_seeds_and_repeat_with_the_same_seed():
     env.reset(seed=0)
     now, *_ = env.step(np.array([0.1, 0.0], np.float32))
     actions = np.tile(np.array([0.05, 0.0], np.float32), (6, 1))
-    a = rollout(env.branch(4, seed=1), actions)["frames"]
-    b = rollout(env.branch(4, seed=1), actions)["frames"]
-    c = rollout(env.branch(4, seed=2), actions)["frames"]
+    a = rollout(env.branch(4, seed=1)[0], actions)["frames"]
+    b = rollout(env.branch(4, seed=1)[0], actions)["frames"]
+    c = rollout(env.branch(4, seed=2)[0], actions)["frames"]
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
     assert not np.array_equal(a[0], a[1])  # futures of one branch differ from each other
@@ -323,20 +323,30 @@ def test_branch_starts_from_the_current_state_and_resets_back_to_it():
     env = make_env(model=TinyWorldModel(noise=10.0))
     obs, _ = env.reset(seed=0)
     obs, *_ = env.step(np.array([0.3, 0.0], np.float32))
-    futures = env.branch(3, seed=5)
+    futures, _, _ = env.branch(3, seed=5)
     assert np.array_equal(futures.reset(seed=5)[0], np.stack([obs] * 3))
     futures.step(np.full((3, 2), 0.2, np.float32))
     assert np.array_equal(futures.reset()[0], np.stack([obs] * 3))
     deterministic = make_env()
     deterministic.reset(seed=0)
-    d = rollout(deterministic.branch(2, seed=1), np.full((3, 2), 0.1, np.float32))
+    d = rollout(deterministic.branch(2, seed=1)[0], np.full((3, 2), 0.1, np.float32))
     assert np.array_equal(d["frames"][0], d["frames"][1])
+
+
+def test_branch_returns_the_futures_with_their_first_observations_and_info():
+    env = make_env(model=TinyWorldModel(noise=10.0))
+    env.reset(seed=0)
+    now, *_ = env.step(np.array([0.3, 0.0], np.float32))
+    futures, obs, info = env.branch(3, seed=5)
+    assert isinstance(futures, LearnedVectorEnv) and futures.num_envs == 3
+    assert np.array_equal(obs, np.stack([now] * 3))
+    assert info["success"].shape == (3,) and not info["success"].any()
 
 
 def test_branch_of_a_vector_env_lane():
     vec = make_vec(3, model=TinyWorldModel(noise=5.0))
     obs, _ = vec.reset(seed=0)
-    futures = vec.branch(2, seed=0, lane=2)
+    futures, _, _ = vec.branch(2, seed=0, lane=2)
     assert np.array_equal(futures.reset(seed=0)[0], np.stack([obs[2]] * 2))
     with pytest.raises(WorldModelError, match="lane 3"):
         vec.branch(2, lane=3)
@@ -345,30 +355,30 @@ def test_branch_of_a_vector_env_lane():
 def test_rollout_with_a_policy_acts_on_each_future_and_reports_success():
     env = make_env(model=TinyWorldModel(noise=10.0))
     env.reset(seed=0)
-    fixed = rollout(env.branch(3, seed=4), np.full((5, 2), 0.1, np.float32))
+    fixed = rollout(env.branch(3, seed=4)[0], np.full((5, 2), 0.1, np.float32))
     seen = []
 
     def policy(obs):
         seen.append(obs)
         return np.full(2, 0.1, np.float32)
 
-    acted = rollout(env.branch(3, seed=4), policy=policy, steps=5)
+    acted = rollout(env.branch(3, seed=4)[0], policy=policy, steps=5)
     assert len(seen) == 3 * 5 and seen[0].shape == (16, 16, 3)
     assert np.array_equal(acted["frames"], fixed["frames"])  # same actions, same futures
     assert not acted["success"].any()
-    pushed = rollout(env.branch(3, seed=4), policy=lambda obs: np.ones(2, np.float32), steps=6)
+    pushed = rollout(env.branch(3, seed=4)[0], policy=lambda obs: np.ones(2, np.float32), steps=6)
     assert pushed["success"].all() and pushed["ended"].all()  # bright frames end the task
     assert np.array_equal(pushed["frames"][:, -1], pushed["frames"][:, -2])  # held after the end
     with pytest.raises(WorldModelError, match="actions=.*or policy="):
-        rollout(env.branch(3, seed=4))
+        rollout(env.branch(3, seed=4)[0])
     with pytest.raises(WorldModelError, match="steps"):
-        rollout(env.branch(3, seed=4), policy=policy)
+        rollout(env.branch(3, seed=4)[0], policy=policy)
 
 
 def test_multiverse_grid_writes_png_and_mp4(tmp_path):
     env = make_env(model=TinyWorldModel(noise=10.0))
     env.reset(seed=0)
-    out = rollout(env.branch(3, seed=0), np.full((5, 2), 0.1, np.float32))
+    out = rollout(env.branch(3, seed=0)[0], np.full((5, 2), 0.1, np.float32))
     assert out["frames"].shape == (3, 6, 16, 16, 3) and out["reward"].shape == (3, 5)
     written = write_multiverse(out["frames"], tmp_path / "grid.png", tmp_path / "grid.mp4")
     video, _ = read_video(written["mp4"])

@@ -52,8 +52,8 @@ def test_branches_of_the_embedded_class_depend_on_the_seed(model):
     env = LearnedEnv(model, start_frames=starts())
     env.reset(seed=0)
     actions = np.tile(np.array([0.5, -0.5], np.float32), (3, 1))
-    a = rollout(env.branch(3, seed=1), actions)["frames"]
-    b = rollout(env.branch(3, seed=1), actions)["frames"]
-    c = rollout(env.branch(3, seed=2), actions)["frames"]
+    a = rollout(env.branch(3, seed=1)[0], actions)["frames"]
+    b = rollout(env.branch(3, seed=1)[0], actions)["frames"]
+    c = rollout(env.branch(3, seed=2)[0], actions)["frames"]
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert not np.array_equal(a[0], a[1])

@@ -95,12 +95,12 @@ def test_branches_get_distinct_seeds_and_differ_and_a_seed_repeats_them(model, l
     env = env_of(model())
     env.reset(seed=0)
     action = np.array([0.01, 0, 0, 0, 0, 0, 1], np.float32)
-    futures = branch(env, 4, seed=3)
+    futures, _, _ = branch(env, 4, seed=3)
     first = futures.step(np.tile(action, (4, 1)))[0]
     seeds = [s["seed"] for s in log("step")]
     assert len(set(seeds)) == 4
     assert len({f.tobytes() for f in first}) == 4
-    again = branch(env, 4, seed=3).step(np.tile(action, (4, 1)))[0]
+    again = branch(env, 4, seed=3)[0].step(np.tile(action, (4, 1)))[0]
     assert np.array_equal(again, first) and [s["seed"] for s in log("step")][4:] == seeds
     assert len(log("load")) == 1  # the futures share the world model, and its one worker
 

@@ -259,3 +259,68 @@ def test_a_control_shorter_than_the_clip_is_named_before_generating(model_dir, t
     engine = backend(model_dir)
     with pytest.raises(ClipError, match="edge.mp4 ends before rgb.mp4"):
         list(engine.transfer(find_clips(tmp_path / "clips")[0], "p", 0, tmp_path))
+
+
+def test_needs_gives_an_augmenter_the_controls_a_session_feeds(model_dir):
+    """`needs` (as the other backends declare it) is what an Augmenter computes when not
+    told: every Cosmos 3 control it can make per chunk, or the backend's own `controls`; a
+    stream of them goes through one resident model."""
+    from fakes.clips import scene_frame
+
+    from cosmos_sim.augment import Augmenter
+    from cosmos_sim.transfer.base import backend_factory
+    from cosmos_sim.types import CameraSpec, SensorFrame
+
+    assert backend_factory("cosmos3").needs == ("edge", "vis", "depth", "seg")
+    assert backend(model_dir, controls="depth,edge").needs == ("edge", "depth")
+    engine = backend(model_dir, num_video_frames_per_chunk=5)
+    augmenter = Augmenter(engine, prompt="a street", chunk_frames=5, resolution="camera")
+    assert augmenter.controls == engine.needs == ("edge", "vis", "depth", "seg")
+    cam = CameraSpec("front", W, H, fov_deg=60.0)
+    with augmenter:
+        for tick in range(5):
+            rgb, depth, ids, _ = scene_frame(W, H, tick / 16)
+            augmenter.submit([SensorFrame("front", tick, tick / 16, np.eye(4), camera=cam,
+                                          rgb=rgb, depth_m=depth, instance_id=ids)])  # fmt: skip
+        augmenter.close()
+        out = augmenter.poll()
+    assert [a.tick for a in out] == list(range(5)) and out[0].frame.shape == (H, W, 3)
+
+
+def test_a_session_told_no_controls_feeds_those_of_its_first_chunk(model_dir):
+    engine = backend(model_dir)
+    session = engine.start(SessionOptions("front", W, H, "p", 0, 16.0))
+    blank = np.zeros((1, H, W, 3), np.uint8)
+    with pytest.raises(SpecError, match="no Cosmos 3 control"):
+        session.push(Chunk(np.array([0]), blank, {}))
+    session.push(Chunk(np.array([0]), blank, {"depth": blank, "edge": blank}))  # no chunk yet
+    assert session.hints == {"edge": "edge", "depth": "depth"}
+    assert (session.guidance, session.control_guidance) == (1.0, 1.0)  # the backend's own
+    with pytest.raises(SpecError, match=r"needs \['depth'\]"):
+        session.push(Chunk(np.array([1]), blank, {"edge": blank}))
+    session.close()
+
+
+def test_wsm_alone_is_chunked_at_101_frames_as_cosmos_framework_does(model_dir, tmp_path):
+    """cosmos-framework's WSM window is 101 frames (at 10 fps); any other hint set is chunked
+    at 93. A chunk size given explicitly wins."""
+    from cosmos_sim.controls.spec_cosmos3 import cosmos3_spec
+    from cosmos_sim.transfer.cosmos_framework import validate_sample
+
+    engine = backend(model_dir)
+    options = SessionOptions("front", 1280, 720, "p", 0, 10.0)
+    assert engine.start(options, ["hdmap"]).chunk == 101
+    assert engine.start(options, ["edge", "hdmap"]).chunk == 93
+    assert backend(model_dir, num_video_frames_per_chunk=5).start(options, ["hdmap"]).chunk == 5
+    assert engine.describe()["num_video_frames_per_chunk"].startswith("per hint")
+    for name in ("rgb", "wsm", "edge"):
+        (tmp_path / f"{name}.mp4").write_bytes(b"")
+    wsm = cosmos3_spec("s", tmp_path / "rgb.mp4", {"hdmap": tmp_path / "wsm.mp4"},
+                       num_frames=101, fps=10, size=(1280, 720), num_conditional_frames=95,
+                       relative_to=tmp_path)  # fmt: skip
+    assert wsm["num_video_frames_per_chunk"] == 101
+    del wsm["num_video_frames_per_chunk"]  # the framework's own default
+    assert validate_sample(wsm, tmp_path) == []
+    both = {**wsm, "edge": {"control_path": "edge.mp4"}}
+    with pytest.raises(SpecError, match="num_conditional_frames 95 must be below .* 93"):
+        validate_sample(both, tmp_path)

@@ -26,12 +26,18 @@ camera's own size with `resolution="camera"`) by the functions of
 per-run statistics are fixed as they come: the depth range by the first chunk (or
 `depth_range_m`), the seg palette grown as instances appear (each id's colour depends only
 on the seed and the id).
+
+HD map. With `xodr=` (an OpenDRIVE map, e.g. a CARLA run's `map.xodr`) the `hdmap` control
+(Cosmos 3's `wsm`) is drawn per chunk from each frame's K and pose, and added to the default
+controls; it shows the map only (no actor boxes or light states: a `SensorFrame` does not
+carry them; `cosmos-sim controls` draws those from the episode).
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import pickle
 import queue
 import threading
@@ -62,7 +68,9 @@ RESOLUTIONS = ("bucket", "camera")
 """Session size: the camera's Cosmos bucket (what Cosmos models take) or its own size."""
 FRAME_INPUTS = frozenset({"rgb", "depth_m", "instance_id"})
 """What an Augmenter gives the controls per chunk: the controls that read only these run
-(LiDAR sweeps and the HD map need a rig and a map: `cosmos-sim controls` makes those)."""
+(LiDAR sweeps need the run's other sensors: `cosmos-sim controls` makes those)."""
+MAP_INPUTS = frozenset({"K", "cam_to_world"})
+"""Also given with `xodr=` (from each frame's calibration): the HD map then runs too."""
 DEFAULT_CONTROLS = ("depth", "seg", "edge")
 """Controls computed for a backend that does not say which it needs (`needs`)."""
 
@@ -127,6 +135,8 @@ class _Config:
     controls: tuple[str, ...]
     depth_range_m: tuple[float, float] | None
     device: str
+    xodr: str | None = None
+    """OpenDRIVE map the hdmap control is drawn from (compiled in the worker)."""
 
 
 class Augmenter:
@@ -149,6 +159,7 @@ class Augmenter:
         device: str = "cpu",
         sink: Callable[[Augmented], None] | None = None,
         backend_options: Mapping[str, Any] | None = None,
+        xodr: str | os.PathLike | None = None,
     ) -> None:
         from cosmos_sim.controls.backend import check_device
         from cosmos_sim.controls.spec import DEFAULT_PROMPT
@@ -184,22 +195,29 @@ class Augmenter:
         needs = getattr(
             backend_factory(backend) if isinstance(backend, str) else backend, "needs", None
         )
+        if xodr is not None and not os.path.isfile(xodr):
+            raise SpecError(f"xodr={str(xodr)!r}: no such file; pass an OpenDRIVE map (.xodr)")
         if controls is None:
             controls = DEFAULT_CONTROLS if needs is None else needs
+            if xodr is not None and "hdmap" not in controls:
+                controls = (*controls, "hdmap")
         self.controls = tuple(controls)
-        per_frame = [n for n, c in CONTROLS.items() if set(c.inputs) <= FRAME_INPUTS]
+        inputs = FRAME_INPUTS if xodr is None else FRAME_INPUTS | MAP_INPUTS
+        per_frame = [n for n, c in CONTROLS.items() if set(c.inputs) <= inputs]
         unknown = [c for c in self.controls if c not in per_frame]
         if unknown:
+            hint = " (hdmap needs xodr=, an OpenDRIVE map)" if "hdmap" in unknown else ""
             raise SpecError(
-                f"controls {unknown}: an Augmenter computes {per_frame} per chunk",
+                f"controls {unknown}: an Augmenter computes {per_frame} per chunk{hint}",
                 field="controls",
-                fix=f"choose from {per_frame}",
+                fix=f"choose from {per_frame}" + (" or pass xodr=" if hint else ""),
             )
         self.prompt = prompt or DEFAULT_PROMPT
         self.chunk_frames, self.overflow, self.worker = chunk_frames, overflow, worker
         config = _Config(
             backend, dict(backend_options or {}), self.prompt, int(seed), float(fps),
             resolution, self.controls, depth_range_m, device,
+            None if xodr is None else os.fspath(xodr),
         )  # fmt: skip
         self._pending: list[tuple[dict[str, SensorFrame], float]] = []
         self._out: list[Augmented] = []
@@ -435,6 +453,12 @@ class _Engine:
         self.stats: dict[str, Any] = {}
         """Camera -> its ClipStats so far (depth range, palette)."""
         self.compact: dict[str, CompactIds] = {}
+        self.hdmap_scene = None
+        if config.xodr is not None and "hdmap" in config.controls:
+            from cosmos_sim.bridges.opendrive import compile_map
+            from cosmos_sim.controls.hdmap import compile_scene
+
+            self.hdmap_scene = compile_scene(compile_map(config.xodr).geometry)
 
     def run(self, ticks: list[tuple[dict[str, SensorFrame], float]]) -> None:
         for camera in ticks[0][0]:
@@ -494,6 +518,12 @@ class _Engine:
             images.depth_m = _fit(_stack(frames, "depth_m", "depth"), size, "linear")
         if "seg" in wanted:
             images.instance_id = _fit(_stack(frames, "instance_id", "seg"), size, "nearest")
+        if "hdmap" in wanted:
+            from cosmos_sim.video import scale_intrinsics
+
+            native = (spec.width, spec.height)
+            images.K = np.stack([scale_intrinsics(f.K, native, size) for f in frames])
+            images.cam_to_world = np.stack([f.cam_to_world for f in frames])
         # per-run statistics from the first chunk on: the depth range, the growing palette
         known = self.stats.get(camera) or ClipStats(depth_range_m=self.config.depth_range_m)
         stats = self.stats[camera] = resolve_stats(images, wanted, known, self.config.seed)
@@ -505,7 +535,7 @@ class _Engine:
             images.instance_id = compact(images.instance_id)
             colours = {i: stats.palette[key] for i, key in enumerate(compact.keys)}
             used = ClipStats(depth_range_m=stats.depth_range_m, palette=colours)
-        settings = ControlSettings(seed=self.config.seed)
+        settings = ControlSettings(seed=self.config.seed, hdmap_scene=self.hdmap_scene)
         controls = (
             compute_controls(images, wanted, used, settings=settings, backend=self.functions)
             if wanted

@@ -1,10 +1,14 @@
 """The transfer backend protocol: a clip's controls, its RGB, a prompt and a seed in; frames out.
 
 A clip is one camera's folder written by `cosmos_sim.controls.clips.write_clips`
-(`CLIPS/<camera>/{rgb,depth,seg,edge,vis,lidar}.mp4`, `seg_palette.json`, `transfer25.json`),
-all at 16 fps and the camera's Cosmos bucket size. A backend returns the clip's frames at that
-same size and rate, one uint8 H×W×3 RGB frame at a time and exactly as many as the clip has;
-`run_transfer` checks both and writes `OUT/<camera>/output.mp4` plus `OUT/transfer.json`.
+(`CLIPS/<camera>/{rgb,depth,seg,edge,vis,lidar,hdmap}.mp4`, `seg_palette.json`,
+`transfer25.json`), all at 16 fps and the camera's Cosmos bucket size. A control-only clip has
+no rgb.mp4, only control videos (`cosmos-sim hdmap --target cosmos3` writes
+`CLIPS/<camera>/wsm.mp4`): its size, rate and length are its control video's, and only a
+backend that generates from controls alone (`cosmos3`) runs it. A backend returns the clip's
+frames at that same size and rate, one uint8 H×W×3 RGB frame at a time and exactly as many as
+the clip has; `run_transfer` checks both and writes `OUT/<camera>/output.mp4` plus
+`OUT/transfer.json`.
 
 Backends register by name with the dotted path of their class, so a backend's heavy imports
 (torch, diffusers) happen only when it is built.
@@ -79,24 +83,52 @@ class Clip:
         """The control videos present, in CONTROL_NAMES order."""
         return tuple(n for n in CONTROL_NAMES if self.video_path(n).is_file())
 
+    @property
+    def videos(self) -> tuple[str, ...]:
+        """Every video of the clip present: rgb first, then the controls (hdmap, wsm too)."""
+        return tuple(n for n in ("rgb", *clip_control_names()) if self.video_path(n).is_file())
+
+    @property
+    def reference(self) -> str:
+        """The video whose size, rate and length are the clip's: rgb.mp4, or in a control-only
+        clip its first control video (every video of a clip has the same)."""
+        videos = self.videos
+        if not videos:
+            raise ClipError(
+                f"clip {self.folder} has no video (no rgb.mp4 or control video); pass a folder "
+                "written by `cosmos-sim controls` or `cosmos-sim hdmap`"
+            )
+        return videos[0]
+
     def require(self, *names: str, needed_by: str) -> None:
         """Raise ClipError naming the missing control videos and how to write them."""
         missing = [n for n in names if not self.video_path(n).is_file()]
-        if missing:
-            have = ", ".join(self.controls) or "none"
+        if not missing:
+            return
+        have = ", ".join(self.videos) or "none"
+        if "rgb" in missing:  # a control-only clip (cosmos-sim hdmap --target cosmos3)
             raise ClipError(
-                f"clip {self.folder} has no {', '.join(m + '.mp4' for m in missing)} "
-                f"(it has: {have}); {needed_by} needs it. Re-run `cosmos-sim controls RUN "
-                f"--out CLIPS --modalities {','.join(sorted(set(self.controls) | set(missing)))}`"
+                f"clip {self.folder} has no rgb.mp4 (it has: {have}): it is a control-only "
+                f"clip, and {needed_by} needs the simulator's RGB. Run it with `--backend "
+                "cosmos3` (generates from controls alone), or write clips with rgb.mp4 by "
+                "`cosmos-sim controls RUN --out CLIPS`",
+                field="clips",
+                fix="--backend cosmos3, or clips from `cosmos-sim controls`",
             )
+        # wsm is Cosmos 3's name for the hdmap control (`cosmos-sim hdmap --target cosmos3`)
+        modalities = sorted({"wsm": "hdmap"}.get(n, n) for n in {*self.controls, *missing})
+        raise ClipError(
+            f"clip {self.folder} has no {', '.join(m + '.mp4' for m in missing)} "
+            f"(it has: {have}); {needed_by} needs it. Re-run `cosmos-sim controls RUN "
+            f"--out CLIPS --modalities {','.join(modalities)}`"
+        )
 
     @cached_property
     def info(self) -> dict[str, Any]:
-        """Size, frame count and fps of rgb.mp4 (the clip's reference video)."""
+        """Size, frame count and fps of the clip's reference video (rgb.mp4 if it has one)."""
         from cosmos_sim.video import video_info
 
-        self.require("rgb", needed_by="every transfer backend")
-        return video_info(self.video_path("rgb"))
+        return video_info(self.video_path(self.reference))
 
     @property
     def size(self) -> tuple[int, int]:
@@ -230,18 +262,32 @@ def prefetch(items: Iterable[T], depth: int = 4) -> Iterator[T]:
         stop.set()
 
 
+def clip_control_names() -> tuple[str, ...]:
+    """Control videos a clip may hold: the controls table's names, then Cosmos 3's `wsm`
+    (our hdmap rendering under Cosmos' name, as `cosmos-sim hdmap --target cosmos3` writes it)."""
+    from cosmos_sim.controls.table import MODALITIES
+
+    return (*MODALITIES, "wsm")
+
+
 def find_clips(clips_dir: str | Path) -> list[Clip]:
-    """The clips under `clips_dir` (one per camera folder), or `clips_dir` itself if it is one."""
+    """The clips under `clips_dir` (one per camera folder), or `clips_dir` itself if it is one.
+
+    A folder is a clip when it holds rgb.mp4 or, for a control-only clip, a control video;
+    camera folders win over control videos beside them (`cosmos-sim hdmap` keeps previews
+    there)."""
     root = Path(clips_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"clips folder {root} does not exist; run `cosmos-sim controls`")
     if (root / "rgb.mp4").is_file():
         return [Clip(root)]
-    clips = [Clip(p) for p in sorted(root.iterdir()) if (p / "rgb.mp4").is_file()]
+    clips = [Clip(p) for p in sorted(root.iterdir()) if p.is_dir() and Clip(p).videos]
+    if not clips and Clip(root).videos:
+        return [Clip(root)]
     if not clips:
         raise ClipError(
-            f"{root} holds no clip (no <camera>/rgb.mp4); pass the --out folder of "
-            "`cosmos-sim controls`"
+            f"{root} holds no clip (no <camera>/rgb.mp4 or <camera>/<control>.mp4); pass the "
+            "--out folder of `cosmos-sim controls` (or of `cosmos-sim hdmap --target cosmos3`)"
         )
     return clips
 

@@ -10,7 +10,8 @@ Geometry. The clip is generated on the resolution tier's canvas nearest its aspe
 numbers as cosmos-framework's), at the clip's own fps, and the frames are resized back to the
 clip's size. Long clips are chained exactly as the pipeline chains them (chunks of
 `num_video_frames_per_chunk` = 4k+1 frames, each seeded with the last `num_conditional_frames`
-decoded frames of the one before), but one chunk per pipeline call, so memory is bounded by
+decoded frames of the one before; by default 93, or 101 for a wsm hint alone, as
+cosmos-framework chunks them), but one chunk per pipeline call, so memory is bounded by
 the chunk and a session (`start`) can carry the state between pushed chunks; a test checks
 that this gives the pipeline's own multi-chunk output bit for bit.
 
@@ -42,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from cosmos_sim.controls.spec_cosmos3 import HINT_ORDER, HINTS, guidance_for
+from cosmos_sim.controls.spec_cosmos3 import HINT_ORDER, HINTS, chunk_for, guidance_for
 from cosmos_sim.transfer.base import (
     BackendError,
     Chunk,
@@ -62,7 +63,7 @@ COMPONENTS = ("transformer", "vae", "text_tokenizer", "scheduler")
 """What transfer uses (no sound tokenizer); only these are loaded."""
 
 SESSION_CONTROLS = ("edge", "vis", "depth", "seg")
-"""What a session feeds unless told (the controls a `Chunk` carries that Cosmos 3 takes)."""
+"""The Cosmos 3 controls an Augmenter can compute per chunk (`needs` when not told which)."""
 TIERS = (256, 480, 704, 720)
 ASPECT_TOLERANCE = 0.1
 """Largest relative gap between a clip's H/W and the nearest canvas's before it is refused."""
@@ -127,6 +128,9 @@ class Cosmos3Backend:
     """Cosmos 3 transfer (diffusers modular pipeline), resident across clips and chunks."""
 
     name = "cosmos3"
+    needs: tuple[str, ...] = SESSION_CONTROLS
+    """Controls a stream must carry (`cosmos_sim.augment` computes these unless told): the
+    backend's `controls`, else every Cosmos 3 control an Augmenter computes per chunk."""
 
     def __init__(
         self,
@@ -140,7 +144,7 @@ class Cosmos3Backend:
         guidance_scale: float | None = None,
         control_guidance: float | None = None,
         flow_shift: float = 10.0,
-        num_video_frames_per_chunk: int = 93,
+        num_video_frames_per_chunk: int | None = None,
         num_conditional_frames: int = 1,
         negative_prompt: str | None = None,
         control_weights: Mapping[str, float] | None = None,
@@ -158,15 +162,21 @@ class Cosmos3Backend:
         if isinstance(controls, str):
             controls = [c for c in controls.split(",") if c]
         self.controls = None if controls is None else list(resolve_hints(controls, controls))
+        if self.controls is not None:
+            self.needs = tuple(self.controls)
         if int(resolution) not in TIERS:
             raise SpecError(f"--resolution {resolution}: choose a Cosmos 3 tier of {list(TIERS)}")
         if dtype not in DTYPES:
             raise SpecError(f"--dtype {dtype!r}: choose one of {list(DTYPES)}")
-        chunk = chunk_frames(int(num_video_frames_per_chunk))
-        if not 0 <= num_conditional_frames < chunk:
+        # None: per hint set (`chunk_for`: 101 for wsm alone, else 93)
+        chunk = None if num_video_frames_per_chunk is None else int(num_video_frames_per_chunk)
+        if chunk is not None:
+            chunk = chunk_frames(chunk)
+        shortest = chunk or min(chunk_for(["wsm"]), chunk_for(["edge"]))
+        if not 0 <= num_conditional_frames < shortest:
             raise SpecError(
-                f"num_conditional_frames {num_conditional_frames} must be in [0, {chunk}) "
-                f"(chunks are {chunk} frames)"
+                f"num_conditional_frames {num_conditional_frames} must be in [0, {shortest}) "
+                f"(chunks are {shortest} frames)"
             )
         self.model, self.device, self.dtype = str(model), device, dtype
         self.tier = int(resolution)
@@ -202,7 +212,7 @@ class Cosmos3Backend:
             "guidance_scale": self.guidance[0] or "per hint (spec_cosmos3.RECOMMENDED)",
             "control_guidance": self.guidance[1] or "per hint (spec_cosmos3.RECOMMENDED)",
             "flow_shift": self.flow_shift,
-            "num_video_frames_per_chunk": self.chunk,
+            "num_video_frames_per_chunk": self.chunk or "per hint: 101 for wsm alone, else 93",
             "num_conditional_frames": self.cond,
             "per_hint_weights": "none: diffusers has one control_guidance for all hints",
             "safety_checker": type(self.pipe.safety_checker).__name__,
@@ -214,32 +224,42 @@ class Cosmos3Backend:
         return tuple(v if v is not None else d for v, d in zip(self.guidance, default, strict=True))
 
     def start(self, options: SessionOptions, controls: Sequence[str] | None = None):
-        """A stream for one camera: chunks in, frames out, the model and chain state kept."""
-        return Cosmos3Session(self, options, controls or self.controls or SESSION_CONTROLS)
+        """A stream for one camera: chunks in, frames out, the model and chain state kept.
+
+        It feeds `controls`, else the backend's, else every Cosmos 3 control the first chunk
+        carries (each later chunk must carry the same)."""
+        return Cosmos3Session(self, options, controls or self.controls)
 
     def transfer(self, clip: Clip, prompt: str, seed: int, workdir: Path) -> Iterator[np.ndarray]:
+        """The clip generated from its controls. rgb.mp4 is not fed to the model (Cosmos 3
+        transfer generates from controls alone), so a control-only clip (`cosmos-sim hdmap
+        --target cosmos3`: <camera>/wsm.mp4) runs too, at its control video's size, fps and
+        length."""
         available = [c for c in HINTS if clip.video_path(c).is_file()]
         hints = resolve_hints(available, self.controls)
-        clip.require("rgb", *hints, needed_by="the cosmos3 backend")
+        clip.require(*hints, needed_by="the cosmos3 backend")
+        reference = clip.reference  # rgb.mp4, else the control that sets the clip's timing
         width, height = clip.size
         options = SessionOptions(clip.camera, width, height, prompt, seed, clip.fps)
         # a clip shorter than a chunk is one chunk of its own length (4k+1), not a padded 93
-        chunk = min(self.chunk, chunk_frames(max(clip.num_frames, self.cond + 1)))
+        chunk = self.chunk or chunk_for(list(hints.values()))
+        chunk = min(chunk, chunk_frames(max(clip.num_frames, self.cond + 1)))
         session = Cosmos3Session(self, options, list(hints), chunk=chunk)
-        streams = {name: clip.frames(name) for name in ("rgb", *hints)}
+        streams = {name: clip.frames(name) for name in dict.fromkeys((reference, *hints))}
         tick = 0
         try:
             while True:
                 block = {n: _take(s, session.frames_wanted) for n, s in streams.items()}
-                if not len(block["rgb"]):
+                count = len(block[reference])
+                if not count:
                     break
-                ticks = np.arange(tick, tick + len(block.pop("rgb")))
-                short = [n for n, frames in block.items() if len(frames) != len(ticks)]
+                ticks = np.arange(tick, tick + count)
+                short = [n for n, frames in block.items() if len(frames) != count]
                 if short:
                     raise ClipError(
                         f"clip {clip.folder}: {', '.join(n + '.mp4' for n in short)} ends before "
-                        "rgb.mp4; every control needs one frame per clip frame. Re-run "
-                        "`cosmos-sim controls`"
+                        f"{reference}.mp4; every control needs one frame per clip frame. Re-run "
+                        f"`cosmos-sim {'controls' if reference == 'rgb' else 'hdmap'}`"
                     )
                 session.push_frames(ticks, block)
                 tick += len(ticks)
@@ -252,6 +272,7 @@ class Cosmos3Backend:
 class Cosmos3Session:
     """One camera's stream through a resident Cosmos3Backend.
 
+    `controls` None: the Cosmos 3 controls of the first pushed chunk, fixed for the stream.
     Frames are generated a pipeline chunk at a time: the first once `chunk` frames are
     pushed, later ones every `chunk - cond` frames, each seeded with the last `cond` decoded
     frames of the one before (the pipeline's own chaining); `pull(wait=True)` generates the
@@ -263,18 +284,20 @@ class Cosmos3Session:
         self,
         backend: Cosmos3Backend,
         options: SessionOptions,
-        controls: Sequence[str],
+        controls: Sequence[str] | None,
         chunk: int | None = None,
     ):
         import torch
 
         self.backend, self.options = backend, options
-        self.chunk, self.cond = chunk or backend.chunk, backend.cond
-        self.hints = resolve_hints(controls, controls)
+        self._given_chunk = chunk or backend.chunk
+        self.chunk, self.cond = self._given_chunk or 0, backend.cond  # 0: set with the hints
         self.canvas = canvas_for(options.width, options.height, backend.tier)
-        self.guidance, self.control_guidance = backend.settings(list(self.hints.values()))
+        self.hints: dict[str, str] = {}
+        self._pending: dict[str, list[np.ndarray]] = {}
+        if controls is not None:
+            self._choose(resolve_hints(controls, controls))
         self.generator = torch.Generator("cpu").manual_seed(options.seed)
-        self._pending: dict[str, list[np.ndarray]] = {c: [] for c in self.hints}
         self._ticks: list[int] = []
         self._context: dict[str, list[np.ndarray]] = {}
         self._seed_frames: np.ndarray | None = None
@@ -286,12 +309,28 @@ class Cosmos3Session:
         """Frames to push before the next pipeline chunk can run."""
         return max(1, self._need() - len(self._ticks))
 
+    def _choose(self, hints: dict[str, str]) -> None:
+        """Fix the controls fed (our name -> Cosmos 3 hint) and their guidance."""
+        self.hints = hints
+        self.guidance, self.control_guidance = self.backend.settings(list(hints.values()))
+        self.chunk = self._given_chunk or chunk_for(list(hints.values()))
+        self._pending = {c: [] for c in hints}
+
     def push(self, chunk: Chunk) -> None:
+        if not self.hints:  # told none: the first chunk's Cosmos 3 controls, for the stream
+            if not any(c in HINTS for c in chunk.controls):
+                raise SpecError(
+                    f"Chunk.controls has {sorted(chunk.controls)}, no Cosmos 3 control: a "
+                    f"cosmos3 session feeds {sorted(HINTS)} (vis is its blur, hdmap its wsm)",
+                    field="controls",
+                    fix=f"compute some of {list(SESSION_CONTROLS)} for every chunk",
+                )
+            self._choose(resolve_hints(list(chunk.controls), None))
         check_chunk(chunk, self.options, list(self.hints), self._last_tick)
         self.push_frames(chunk.ticks, chunk.controls)
 
     def push_frames(self, ticks: np.ndarray, controls: Mapping[str, np.ndarray]) -> None:
-        """`push` without the Chunk checks (clip transfer: hdmap/wsm are not Chunk controls)."""
+        """`push` without the Chunk checks (clip transfer: wsm is not a Chunk control)."""
         for control in self.hints:
             self._pending[control] += list(controls[control])
         self._ticks += [int(t) for t in ticks]

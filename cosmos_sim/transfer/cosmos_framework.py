@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from cosmos_sim.controls.spec_cosmos3 import chunk_for
 from cosmos_sim.cosmos_tool import CosmosToolError, checkout_python, find_checkout, run_tool
 from cosmos_sim.transfer.base import BackendError, Clip
 from cosmos_sim.types import SpecError
@@ -268,7 +269,7 @@ def validate_sample(sample: Mapping[str, Any], base_dir: str | Path) -> list[str
     weights = [1.0 if w is None else w for w in weights]
     if any(w < 0 for w in weights) or (hints and sum(weights) <= 0):
         raise SpecError(f"sample {name!r}: hint weights {weights} must be >= 0 with a positive sum")
-    chunk = sample.get("num_video_frames_per_chunk") or 93
+    chunk = sample.get("num_video_frames_per_chunk") or chunk_for(hints)
     cond = sample.get("num_conditional_frames")
     if hints and cond is not None and cond >= chunk:
         raise SpecError(

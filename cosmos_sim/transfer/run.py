@@ -129,9 +129,7 @@ def resolve_prompts(
     if prompt is not None:
         return dict.fromkeys(cameras, prompt)
     if prompts is None:
-        from cosmos_sim.controls.spec import DEFAULT_PROMPT
-
-        return {c.camera: c.spec.get("prompt") or DEFAULT_PROMPT for c in clips}
+        return {c.camera: _spec_prompt(c) for c in clips}
     source = "prompts"
     if isinstance(prompts, str | Path):
         source = str(prompts)
@@ -153,6 +151,25 @@ def resolve_prompts(
             "object {camera: prompt}"
         )
     return dict(zip(cameras, entries, strict=True))
+
+
+def _spec_prompt(clip: Clip) -> str:
+    """The prompt the clip was written with: transfer25.json's, else cosmos3.json's (a clip
+    with no Transfer 2.5 control, e.g. hdmap alone, has only that), else the default."""
+    from cosmos_sim.controls.spec import DEFAULT_PROMPT
+    from cosmos_sim.controls.spec_cosmos3 import SPEC_FILE
+
+    if clip.spec.get("prompt"):
+        return str(clip.spec["prompt"])
+    cosmos3 = clip.folder / SPEC_FILE
+    if cosmos3.is_file():
+        try:
+            prompt = json.loads(cosmos3.read_text()).get("prompt")
+        except (json.JSONDecodeError, AttributeError) as exc:
+            raise SpecError(f"{cosmos3} is not a JSON sample ({exc}); re-run `controls`") from exc
+        if prompt:
+            return str(prompt)
+    return DEFAULT_PROMPT
 
 
 def _read_prompt_file(path: Path) -> Sequence[str] | Mapping[str, str]:

@@ -138,9 +138,8 @@ def env_branch(call: Call) -> Result:
     p = call.params
     env = call.session.get(p["env"], KIND, "env")
     with env_errors("params.env"):
-        futures = branch(env, p["n"], seed=p["seed"], lane=p["lane"])
+        futures, obs, _ = branch(env, p["n"], seed=p["seed"], lane=p["lane"])
     handle = call.session.add(KIND, futures, futures.close)
-    obs = futures.core.observations()
     return {"env": handle, **_describe(futures)}, _obs_arrays(obs)
 
 
