@@ -8,9 +8,13 @@ published config.json: 36 layers, hidden 4096, two towers, action head) and the 
 chunk (17 frames, 5 latent frames), fps 5, frames 256x320 (tier 256) and 480x640 (tier 480).
 
 Per configuration it runs one warm-up chunk, then one timed chunk of `--steps` denoising
-steps, timing the VAE encode and decode separately (CUDA-synchronised). Per-chunk figures for
-the 30-step recipe and a 4-step sampler are **extrapolated**: encode + N x (per-step) +
-decode. One env step = one chunk per lane (chunk_mode "repeat"/"chunk"); "actions/s" counts
+steps. CUDA-synchronised hooks split the chunk's wall time into the VAE encode, the
+transformer passes (one per denoising step), the scheduler steps, the VAE decode and the
+rest ("fixed": per-call host work such as canvases, packing, scheduler setup and syncs).
+Per-chunk figures for the 30-step recipe and a 4-step sampler are **extrapolated**: encode +
+fixed + N x (transformer + scheduler per step) + decode. `per_step_s` keeps the old figure
+((total - encode - decode) / steps, fixed costs folded in) for comparison with earlier runs.
+One env step = one chunk per lane (chunk_mode "repeat"/"chunk"); "actions/s" counts
 the chunk's 16 actions (frames) per lane, the unit of the issue's reference figures.
 
 - Batching: lanes 1, 4, 16 with distinct frames, one packed transformer pass per step.
@@ -19,18 +23,25 @@ the chunk's 16 actions (frames) per lane, the unit of the issue's reference figu
 - Baseline (same run): diffusers' own `Cosmos3OmniPipeline.__call__`, one sample per call,
   which a serial env would call once per lane (same steps, tier 256).
 
+`--profile` adds a torch.profiler table (top ops by device and by host time) for one
+timed chunk of diffusers' own call and of the sampler at 1 and 16 lanes (tier 256), written
+as cosmos3_env_profile.txt next to `--json`; `--decode-probe` times the VAE decode of 16
+lanes alone at decode batch 4 and 16, with and without cudnn.benchmark.
+
 Not measured: the guardrail (cosmos-guardrail cannot be built offline; it runs once per
 prompt and once per generated chunk), model load from disk. Needs torch with CUDA, diffusers
 0.42.1, transformers, tokenizers; not cosmos-sim itself (the sampler module is loaded from
 its file).
 
     python benchmarks/cosmos3_env_gpu.py --device cuda --json cosmos3_env_gpu.json
-    python benchmarks/cosmos3_env_gpu.py --device cpu --size tiny   # smoke test
+    python benchmarks/cosmos3_env_gpu.py --device cpu --size tiny --tiers 256 --batches 1,2 \
+        --branches 1,2 --profile --json /tmp/env.json   # smoke test
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import time
@@ -157,29 +168,67 @@ def sync(device: str) -> None:
 
 
 class Timers:
-    """CUDA-synchronised wall time spent in the VAE encode and decode, per call of `sample`."""
+    """CUDA-synchronised wall time spent in the VAE encode and decode, the transformer passes
+    and the scheduler steps, per call of `sample` (or of the pipeline)."""
 
     def __init__(self, pipe, device: str) -> None:
-        self.seconds = {"encode": 0.0, "decode": 0.0}
+        self.device = device
+        self.seconds = {"encode": 0.0, "decode": 0.0, "transformer": 0.0, "scheduler": 0.0}
+        self.calls = dict.fromkeys(self.seconds, 0)
         for name, owner, attr in (
             ("encode", pipe, "_encode_video"),
             ("decode", pipe.vae, "decode"),
         ):
-            setattr(owner, attr, self._timed(name, getattr(owner, attr), device))
+            setattr(owner, attr, self._timed(name, getattr(owner, attr)))
+        # the sampler deep-copies its scheduler per call: time the class's step
+        scheduler_cls = type(pipe.scheduler)
+        if not getattr(scheduler_cls.step, "_timed", False):
+            scheduler_cls.step = self._timed("scheduler", scheduler_cls.step)
+        self._start = 0.0
+        pipe.transformer.register_forward_pre_hook(lambda *_: self._enter())
+        pipe.transformer.register_forward_hook(lambda *_: self._leave("transformer"))
 
-    def _timed(self, name, fn, device):
+    def _enter(self) -> None:
+        sync(self.device)
+        self._start = time.perf_counter()
+
+    def _leave(self, name: str) -> None:
+        sync(self.device)
+        self.seconds[name] += time.perf_counter() - self._start
+        self.calls[name] += 1
+
+    def _timed(self, name, fn):
         def wrapper(*args, **kwargs):
-            sync(device)
+            sync(self.device)
             start = time.perf_counter()
             out = fn(*args, **kwargs)
-            sync(device)
+            sync(self.device)
             self.seconds[name] += time.perf_counter() - start
+            self.calls[name] += 1
             return out
 
+        wrapper._timed = True
         return wrapper
 
     def reset(self) -> None:
         self.seconds = dict.fromkeys(self.seconds, 0.0)
+        self.calls = dict.fromkeys(self.calls, 0)
+
+    def split(self, total: float, steps: int) -> dict:
+        """The chunk's wall time by part; `fixed_s` is what no hook saw."""
+        sec = self.seconds
+        return {
+            "total_s": total,
+            "encode_s": sec["encode"],
+            "decode_s": sec["decode"],
+            "transformer_s": sec["transformer"],
+            "transformer_calls": self.calls["transformer"],
+            "scheduler_s": sec["scheduler"],
+            "fixed_s": total - sum(sec.values()),
+            "per_step_transformer_s": sec["transformer"] / steps,
+            "per_step_scheduler_s": sec["scheduler"] / steps,
+            "per_step_s": (total - sec["encode"] - sec["decode"]) / steps,
+        }
 
 
 def run_chunk(sampler, timers, frames, actions, steps, device) -> dict:
@@ -191,18 +240,13 @@ def run_chunk(sampler, timers, frames, actions, steps, device) -> dict:
     start = time.perf_counter()
     sampler.sample(frames, actions, generator)
     sync(device)
-    total = time.perf_counter() - start
-    encode, decode = timers.seconds["encode"], timers.seconds["decode"]
-    return {
-        "total_s": total,
-        "encode_s": encode,
-        "decode_s": decode,
-        "per_step_s": (total - encode - decode) / steps,
-    }
+    return timers.split(time.perf_counter() - start, steps)
 
 
 def extrapolate(measured: dict, lanes: int, chunk: int, steps: int) -> dict:
-    seconds = measured["encode_s"] + measured["decode_s"] + steps * measured["per_step_s"]
+    fixed = measured["encode_s"] + measured["decode_s"] + measured["fixed_s"]
+    per_step = measured["per_step_transformer_s"] + measured["per_step_scheduler_s"]
+    seconds = fixed + steps * per_step
     return {
         "chunk_s": seconds,
         "env_steps_per_s": lanes / seconds,
@@ -220,6 +264,13 @@ def main() -> dict:
     parser.add_argument("--tiers", default="256,480")
     parser.add_argument("--budget-s", type=float, default=150.0, help="skip configs after this")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--decode-batch", type=int, default=4, help="lanes per VAE decode")
+    parser.add_argument(
+        "--profile", action="store_true", help="write cosmos3_env_profile.txt next to --json"
+    )
+    parser.add_argument(
+        "--decode-probe", action="store_true", help="time the decode alone at batch 4 / 16"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     dtype = torch.bfloat16 if args.size == "full" else torch.float32
@@ -238,7 +289,9 @@ def main() -> dict:
         "chunk_actions": chunk,
         "timed_steps": args.steps,
         "note": "chunk_s / env_steps_per_s / actions_per_s for 30 and 4 steps are extrapolated "
-        "from the timed steps: encode + N x per_step + decode; guardrail not included",
+        "from the timed steps: encode + fixed + N x (per_step_transformer + per_step_scheduler) "
+        "+ decode; guardrail not included",
+        "decode_batch": args.decode_batch,
         "batching": [],
         "branching": [],
         "baseline_pipeline_call": None,
@@ -253,7 +306,7 @@ def main() -> dict:
             fps=fps,
             resolution_tier=tier,
             batch_size=lanes,
-            decode_batch_size=4,
+            decode_batch_size=args.decode_batch,
         )
 
     def inputs(tier: int, lanes: int, distinct: bool):
@@ -298,6 +351,26 @@ def main() -> dict:
             for key in ("extrapolated_30_steps", "extrapolated_4_steps"):
                 row[key]["cost_vs_one_future"] = row[key]["chunk_s"] / ones[0][key]["chunk_s"]
     results["baseline_pipeline_call"] = baseline(pipe, timers, args, base_tier, chunk, fps)
+    if args.decode_probe:
+        results["decode_probe"] = decode_probe(pipe, sampler_for(base_tier, 16), args.device)
+        print(json.dumps(results["decode_probe"]), flush=True)
+    if args.profile:
+        folder = args.json.parent if args.json else Path.cwd()
+        path = folder / "cosmos3_env_profile.txt"
+        runs = {
+            "diffusers Cosmos3OmniPipeline.__call__, 1 sample": lambda: baseline_call(
+                pipe, args, base_tier, chunk, fps, args.steps
+            ),
+        }
+        for lanes in (1, 16 if args.device.startswith("cuda") else 2):
+            sampler = sampler_for(base_tier, lanes)
+            frames, actions = inputs(base_tier, lanes, distinct=True)
+            sampler.num_inference_steps = args.steps
+            runs[f"ForwardDynamicsSampler, {lanes} lanes"] = functools.partial(
+                sampler.sample, frames, actions, torch.Generator(args.device)
+            )
+        path.write_text(profile_tables(runs, args.device, args.steps, base_tier))
+        results["profile"] = str(path)
     results["total_s"] = time.perf_counter() - started
     print(json.dumps(results, indent=2))
     if args.json:
@@ -305,46 +378,43 @@ def main() -> dict:
     return results
 
 
-def baseline(pipe, timers, args, tier: int, chunk: int, fps: float) -> dict:
-    """diffusers' own call: one sample (what a serial env does per lane), same steps."""
+def baseline_call(pipe, args, tier: int, chunk: int, fps: float, steps: int) -> None:
+    """One diffusers call: one forward-dynamics sample, the recipe's settings."""
     from diffusers.pipelines.cosmos.pipeline_cosmos3_omni import CosmosActionCondition
 
     height, width = TIERS[tier]
-    image = torch.rand(height, width, 3).numpy()
+    pipe(
+        PROMPT,
+        action=CosmosActionCondition(
+            mode="forward_dynamics",
+            chunk_size=chunk,
+            domain_name="bridge_orig_lerobot",
+            resolution_tier=tier,
+            raw_actions=torch.rand(chunk, 10) * 2 - 1,
+            image=torch.rand(height, width, 3).numpy(),
+        ),
+        guidance_scale=1.0,
+        num_inference_steps=steps,
+        fps=fps,
+        use_system_prompt=False,
+        output_type="np",
+        generator=torch.Generator(args.device).manual_seed(0),
+    )
+
+
+def baseline(pipe, timers, args, tier: int, chunk: int, fps: float) -> dict:
+    """diffusers' own call: one sample (what a serial env does per lane), same steps."""
 
     def call(steps: int) -> float:
         timers.reset()
         sync(args.device)
         start = time.perf_counter()
-        pipe(
-            PROMPT,
-            action=CosmosActionCondition(
-                mode="forward_dynamics",
-                chunk_size=chunk,
-                domain_name="bridge_orig_lerobot",
-                resolution_tier=tier,
-                raw_actions=torch.rand(chunk, 10) * 2 - 1,
-                image=image,
-            ),
-            guidance_scale=1.0,
-            num_inference_steps=steps,
-            fps=fps,
-            use_system_prompt=False,
-            output_type="np",
-            generator=torch.Generator(args.device).manual_seed(0),
-        )
+        baseline_call(pipe, args, tier, chunk, fps, steps)
         sync(args.device)
         return time.perf_counter() - start
 
     call(1)
-    total = call(args.steps)
-    encode, decode = timers.seconds["encode"], timers.seconds["decode"]
-    measured = {
-        "total_s": total,
-        "encode_s": encode,
-        "decode_s": decode,
-        "per_step_s": (total - encode - decode) / args.steps,
-    }
+    measured = timers.split(call(args.steps), args.steps)
     return {
         "tier": tier,
         "lanes": 1,
@@ -352,6 +422,59 @@ def baseline(pipe, timers, args, tier: int, chunk: int, fps: float) -> dict:
         "extrapolated_30_steps": extrapolate(measured, 1, chunk, 30),
         "extrapolated_4_steps": extrapolate(measured, 1, chunk, 4),
     }
+
+
+def profile_tables(runs: dict, device: str, steps: int, tier: int) -> str:
+    """torch.profiler's top ops by device and by host time, one timed call per run (after
+    a warm-up call); a few KB of text."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.startswith("cuda")
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    by_device = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    text = [f"cosmos3_env_gpu.py --profile: tier {tier}, {steps} denoising steps, {device}\n"]
+    for name, run in runs.items():
+        run()
+        sync(device)
+        with profile(activities=activities) as prof:
+            run()
+            sync(device)
+        table = prof.key_averages()
+        text.append(f"\n=== {name}: top ops by {by_device}\n")
+        text.append(table.table(sort_by=by_device, row_limit=12, max_name_column_width=48))
+        text.append(f"\n=== {name}: top ops by cpu_time_total (host, inclusive)\n")
+        text.append(table.table(sort_by="cpu_time_total", row_limit=12, max_name_column_width=48))
+    return "".join(text)
+
+
+def decode_probe(pipe, sampler, device: str) -> dict:
+    """The VAE decode of 16 lanes' latents alone: decode batch 4 vs 16, cudnn.benchmark off
+    vs on (each after a warm-up, which is where cudnn.benchmark tunes)."""
+    cuda = device.startswith("cuda")
+    lanes = 16 if cuda else 1  # the CPU smoke test keeps it short
+    latents = torch.randn(lanes, pipe.vae.config.z_dim, 5, 16, 20, device=device)  # tier 256
+    rows = []
+    saved = torch.backends.cudnn.benchmark
+    try:
+        for bench in (False, True) if cuda else (False,):
+            torch.backends.cudnn.benchmark = bench
+            for batch in (4, 16) if cuda else (1,):
+                sampler.decode_batch_size = batch
+                sampler._decode(latents)
+                sync(device)
+                start = time.perf_counter()
+                sampler._decode(latents)
+                sync(device)
+                rows.append(
+                    {
+                        "cudnn_benchmark": bench,
+                        "decode_batch": batch,
+                        "decode_s": time.perf_counter() - start,
+                    }
+                )
+    finally:
+        torch.backends.cudnn.benchmark = saved
+    return {"tier": 256, "lanes": lanes, "rows": rows}
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ pass for all of them, so this sampler drives the same components itself:
   tokens attend to the shared text and to their own lane only;
 - the scheduler steps all lanes at once; the VAE decodes `decode_batch_size` lanes a call.
 
+Per call, only what changes is rebuilt: the packed sequence metadata is cached per (canvas,
+lanes), timesteps are read to the host once (no `.item()` per step), and duplicate frames are
+found on the host by their bytes (`torch.unique(dim=0)` on CUDA compares rows one thread per
+comparison, which made branches of one state slower than distinct lanes).
+
 At one lane this is the pipeline's computation (tests compare the two on a tiny pipeline).
 Actions go in as the pipeline takes them: model-space rows [K, D] of the domain's width
 (normalise them first, see envs/cosmos3.py). No safety check runs here: the world model
@@ -103,6 +108,22 @@ def lane_attention(transformer: Any, lanes: int):
             a.processor = p
 
 
+def distinct_frames(frames: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+    """uint8 frames [N, H, W, 3] -> the distinct ones (host, first-seen order) and each
+    frame's index among them. Exact: frames are compared by their bytes."""
+    host = frames.cpu()
+    index: dict[bytes, int] = {}
+    inverse: list[int] = []
+    firsts: list[int] = []
+    for n, row in enumerate(host):
+        key = row.numpy().tobytes()
+        if key not in index:
+            index[key] = len(firsts)
+            firsts.append(n)
+        inverse.append(index[key])
+    return host[firsts], inverse
+
+
 class ForwardDynamicsSampler:
     """Batched `mode="forward_dynamics"` generation with a `Cosmos3OmniPipeline`'s parts."""
 
@@ -150,6 +171,7 @@ class ForwardDynamicsSampler:
             pipe.scheduler.config, flow_shift=flow_shift, use_karras_sigmas=False
         )
         self._texts: dict[tuple[int, int], tuple[dict, dict]] = {}
+        self._packs: dict[tuple, dict] = {}
 
     @property
     def device(self) -> torch.device:
@@ -160,7 +182,9 @@ class ForwardDynamicsSampler:
     ) -> tuple[torch.Tensor, torch.Tensor, int, int]:
         """uint8 [N, H, W, 3] -> the pipeline's [-1, 1] canvases [N, 3, 1, h, w], the content
         size (as the pipeline's `image_size`) and the canvas height and width."""
-        floats = frames.float().div(255.0).cpu().numpy()  # the [0, 1] range diffusers expects
+        # uint8 crosses to the host (a quarter of the bytes of float), then the [0, 1] range
+        # diffusers expects
+        floats = frames.cpu().float().div(255.0).numpy()
         canvases = []
         for frame in floats:
             canvas, image_size, height, width = self.pipe._prepare_action_video_conditioning(
@@ -196,12 +220,14 @@ class ForwardDynamicsSampler:
     def _sample(self, frames, actions, generator, latents) -> torch.Tensor:
         pipe, device = self.pipe, self.device  # looked up once: the lookup walks all modules
         lanes = frames.shape[0]
-        unique, inverse = torch.unique(frames.reshape(lanes, -1), dim=0, return_inverse=True)
-        canvases, image_size, height, width = self.conditioning(
-            unique.view(-1, *frames.shape[1:]), device
-        )
+        unique, inverse = distinct_frames(frames)
+        canvases, image_size, height, width = self.conditioning(unique, device)
         first = pipe._encode_video(canvases.to(pipe.vae.dtype)).float()
-        first = pipe._remove_action_video_padding_from_latent(first, image_size)[inverse.to(device)]
+        first = pipe._remove_action_video_padding_from_latent(first, image_size)
+        if len(unique) == 1:
+            first = first.expand(lanes, *first.shape[1:])
+        elif len(unique) < lanes:
+            first = first[torch.tensor(inverse, device=device)]
         latent_frames = self.chunk_size // pipe.vae_scale_factor_temporal + 1
         shape = (lanes, first.shape[1], latent_frames, *first.shape[3:])
         if latents is None:
@@ -218,7 +244,10 @@ class ForwardDynamicsSampler:
         texts = self._text(height, width, device)
         if self.guidance_scale == 1.0:  # the pipeline's CFG rule: no unconditional pass
             texts = texts[:1]
-        packs = [self._pack(text, latents, action_tokens, device) for text in texts]
+        packs = [
+            self._cached_pack(index, text, height, width, latents, device)
+            for index, text in enumerate(texts)
+        ]
         scheduler = copy.deepcopy(self.scheduler)
         if pipe.config.use_native_flow_schedule:
             steps = self.num_inference_steps
@@ -231,10 +260,12 @@ class ForwardDynamicsSampler:
         noisy = torch.ones(latent_frames, device=device)
         noisy[0] = 0.0  # the conditioning latent frame stays clean
         noisy = noisy.view(1, 1, -1, 1, 1)
+        # one device-to-host read for all steps, not a `.item()` sync per step
+        values = scheduler.timesteps.tolist()
         with lane_attention(pipe.transformer, lanes):
-            for t in scheduler.timesteps:
+            for t, value in zip(scheduler.timesteps, values, strict=True):
                 velocities = [
-                    self._velocity(pack, latents, action_tokens, t, device) for pack in packs
+                    self._velocity(pack, latents, action_tokens, value, device) for pack in packs
                 ]
                 velocity = velocities[0]
                 if len(velocities) == 2:
@@ -262,10 +293,20 @@ class ForwardDynamicsSampler:
             )
         return self._texts[(height, width)]
 
-    def _pack(self, text: dict, latents: torch.Tensor, action_tokens: torch.Tensor, device) -> dict:
+    def _cached_pack(self, index: int, text: dict, height: int, width: int, latents, device):
+        """`_pack`, built once per (text, canvas, lanes, latent shape, device): it depends on
+        nothing else, and building it costs per-lane host work and small host-to-device
+        copies."""
+        key = (index, height, width, tuple(latents.shape), str(device))
+        if key not in self._packs:
+            self._packs[key] = self._pack(text, latents, device)
+        return self._packs[key]
+
+    def _pack(self, text: dict, latents: torch.Tensor, device) -> dict:
         """Sequence metadata for [text | lane 0 vision, actions | lane 1 ... ]."""
         pipe = self.pipe
         lanes = latents.shape[0]
+        action_shape = torch.empty(self.chunk_size, 0)  # only its length is read
         offset, curr = text["vision_start_temporal_offset"], text["und_len"]
         vision, action, positions = [], [], [text["text_mrope_ids"]]
         for _ in range(lanes):
@@ -274,7 +315,7 @@ class ForwardDynamicsSampler:
             )
             curr += v["num_vision_tokens"]
             a = pipe._prepare_action_segment(
-                action_tokens[0], list(range(self.chunk_size)), offset, self.fps, curr, device
+                action_shape, list(range(self.chunk_size)), offset, self.fps, curr, device
             )
             curr += a["action_len"]
             vision.append(v)
@@ -315,7 +356,7 @@ class ForwardDynamicsSampler:
             },
         }
 
-    def _velocity(self, pack: dict, latents, action_tokens, t, device) -> torch.Tensor:
+    def _velocity(self, pack: dict, latents, action_tokens, t: float, device) -> torch.Tensor:
         """One transformer pass for all lanes: the vision velocity [B, C, T, h, w]."""
         transformer = self.pipe.transformer
         dtype = transformer.dtype
@@ -329,9 +370,7 @@ class ForwardDynamicsSampler:
             vision_token_shapes=pack["vision_token_shapes"],
             vision_sequence_indexes=pack["vision_sequence_indexes"],
             vision_mse_loss_indexes=pack["vision_mse_loss_indexes"],
-            vision_timesteps=torch.full(
-                (pack["num_noisy_vision_tokens"],), t.item(), device=device
-            ),
+            vision_timesteps=torch.full((pack["num_noisy_vision_tokens"],), t, device=device),
             vision_noisy_frame_indexes=pack["vision_noisy_frame_indexes"],
             action_tokens=list(action_tokens.to(dtype)),
             action_token_shapes=pack["action_token_shapes"],

@@ -13,7 +13,7 @@ from fakes.tiny_cosmos3 import save_tiny_cosmos3, tiny_cosmos3_pipeline
 
 from cosmos_sim.envs import LearnedEnv, LearnedVectorEnv
 from cosmos_sim.envs.cosmos3 import ActionStats, Cosmos3WorldModel
-from cosmos_sim.envs.cosmos3_sampler import ForwardDynamicsSampler
+from cosmos_sim.envs.cosmos3_sampler import ForwardDynamicsSampler, distinct_frames
 from cosmos_sim.envs.multiverse import branch
 from cosmos_sim.envs.world_model import WorldModelError
 from cosmos_sim.transfer import diffusers_backend
@@ -173,6 +173,32 @@ def test_branches_share_one_encoding_differ_and_go_in_batches_of_batch_size(tiny
     again = branch(env, 5, seed=7)[0].step(np.zeros((5, 10), np.float32))[0]
     assert np.array_equal(again, obs)  # same seed, same futures
     assert checker.videos == 10 and set(checker.texts) == {model.prompt}
+
+
+def test_duplicate_states_are_found_exactly_and_packs_are_built_once_per_shape(tiny_folder):
+    model = load(tiny_folder, PassThroughSafetyChecker())
+    sampler: ForwardDynamicsSampler = model.sampler
+    seen = Recorder(model.pipe)
+    a, b = (torch.from_numpy(f[0]) for f in starts(2))
+    frames = torch.stack([a, a, b, a])
+    nudged = frames.clone()
+    nudged[3, 0, 0, 0] ^= 1  # one byte: another state
+    unique, inverse = distinct_frames(nudged)
+    assert inverse == [0, 0, 1, 2] and torch.equal(unique, nudged[[0, 2, 3]])
+    builds = []
+    pack = sampler._pack
+    sampler._pack = lambda *args: builds.append(1) or pack(*args)
+    actions = torch.rand(4, 4, 10) * 2 - 1
+    latents = torch.randn(4, 16, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    together = sampler.sample(frames, actions, latents=latents)
+    assert [x.shape[0] for x in seen.vae_inputs] == [2]  # a and b, each encoded once
+    for lane in range(4):  # each lane got its own state's encoding back
+        alone = sampler.sample(
+            frames[lane : lane + 1], actions[lane : lane + 1], latents=latents[lane : lane + 1]
+        )
+        assert (alone[0].int() - together[lane].int()).abs().max() <= 1
+    assert torch.equal(sampler.sample(frames, actions, latents=latents), together)
+    assert len(builds) == 2  # one pack for 4 lanes, one for 1 lane, reused after that
 
 
 def test_vector_env_lanes_step_together(tiny_folder):
