@@ -58,6 +58,6 @@ def control_backend(device: str = "auto") -> Backend:
             return cpu_backend()
         device = "cuda"
     try:
-        return clip_backend(device)  # same signatures, device kernels (kernels/)
+        return clip_backend(device)  # same signatures, device kernels (cosmos_sim/kernels/)
     except ValueError as exc:  # "cuda" asked for where none is visible
         raise SpecError(str(exc), field="device", fix="pass 'cpu' or 'auto'") from exc

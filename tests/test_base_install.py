@@ -42,3 +42,19 @@ def test_the_audit_sees_an_import_from_an_extra(tmp_path, monkeypatch):
     stray = import_audit.outside_base({"numpy": "cosmos_sim.x", "pytest": "cosmos_sim.dataset"})
     assert list(stray) == ["pytest"]
     assert stray["pytest"]["imported_by"] == "cosmos_sim.dataset"
+
+
+def test_no_top_level_folder_shadows_an_installed_package():
+    """`python -m pytest` and `python -c` put the checkout first on sys.path, so a top-level
+    package folder here hides any installed module of that name: a `kernels/` folder once hid
+    Hugging Face's `kernels` (a transformers dependency) and broke every diffusers import."""
+    from importlib.metadata import packages_distributions
+
+    root = Path(__file__).resolve().parents[1]
+    ours = {p.parent.name for p in root.glob("*/__init__.py")}
+    installed = packages_distributions()
+    clashes = {name: installed[name] for name in ours if name in installed and name != "cosmos_sim"}
+    assert clashes == {}, (
+        f"top-level folders {sorted(clashes)} shadow installed packages {clashes}: "
+        "move them under cosmos_sim/ (the package map in pyproject.toml)"
+    )
