@@ -17,7 +17,7 @@ if compgen -G ".whl*/*.whl" >/dev/null; then
     --target /tmp/site .whl*/*.whl || echo "wheel install failed" >&2
 fi
 rm -rf /tmp/pkg && mkdir -p /tmp/pkg && cp -r cosmos_sim /tmp/pkg/
-for folder in bridges controls envs kernels assets; do cp -r "$folder" "/tmp/pkg/cosmos_sim/$folder"; done
+for folder in bridges controls envs assets; do cp -r "$folder" "/tmp/pkg/cosmos_sim/$folder"; done
 export PYTHONPATH=/tmp/pkg:/tmp/site:${PYTHONPATH:-}
 
 {
