@@ -351,6 +351,7 @@ def main() -> dict:
             for key in ("extrapolated_30_steps", "extrapolated_4_steps"):
                 row[key]["cost_vs_one_future"] = row[key]["chunk_s"] / ones[0][key]["chunk_s"]
     results["baseline_pipeline_call"] = baseline(pipe, timers, args, base_tier, chunk, fps)
+    print(json.dumps({"baseline_pipeline_call": results["baseline_pipeline_call"]}), flush=True)
     if args.decode_probe:
         results["decode_probe"] = decode_probe(pipe, sampler_for(base_tier, 16), args.device)
         print(json.dumps(results["decode_probe"]), flush=True)
@@ -460,18 +461,18 @@ def decode_probe(pipe, sampler, device: str) -> dict:
             torch.backends.cudnn.benchmark = bench
             for batch in (4, 16) if cuda else (1,):
                 sampler.decode_batch_size = batch
-                sampler._decode(latents)
-                sync(device)
-                start = time.perf_counter()
-                sampler._decode(latents)
-                sync(device)
-                rows.append(
-                    {
-                        "cudnn_benchmark": bench,
-                        "decode_batch": batch,
-                        "decode_s": time.perf_counter() - start,
-                    }
-                )
+                row = {"cudnn_benchmark": bench, "decode_batch": batch}
+                try:
+                    sampler._decode(latents)
+                    sync(device)
+                    start = time.perf_counter()
+                    sampler._decode(latents)
+                    sync(device)
+                    row["decode_s"] = time.perf_counter() - start
+                except torch.OutOfMemoryError:  # a finding, not a crash: the rows so far stand
+                    row["decode_s"] = "out of memory"
+                    torch.cuda.empty_cache()
+                rows.append(row)
     finally:
         torch.backends.cudnn.benchmark = saved
     return {"tier": 256, "lanes": lanes, "rows": rows}
