@@ -188,8 +188,9 @@ def controls(
     seed: Annotated[int, typer.Option(help="Seed for the seg palette and the specs.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     chunk_frames: Annotated[
-        int, typer.Option(help="Output frames computed and encoded at a time (1-93).")
-    ] = 16,
+        int | None,
+        typer.Option(help="Output frames computed and encoded at a time, 1-93 (default 8)."),
+    ] = None,
     skip_damaged: Annotated[
         bool,
         typer.Option(help="Show the tick before an unreadable tick record in its place."),
@@ -720,4 +721,7 @@ def critic(
 
 
 def main() -> None:
-    app()
+    from cosmos_sim.heap import reexec_with_bounded_heap
+
+    reexec_with_bounded_heap()  # flat peak memory for streamed chunks (cosmos_sim/heap.py)
+    app(prog_name="cosmos-sim")

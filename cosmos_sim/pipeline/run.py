@@ -106,7 +106,8 @@ def run_pipeline(
         options: dict[str, Any] = {"prompt": prompt} if prompt else {}
         result.clips_info = write_clips(
             episode, folder["controls"], modalities=modalities, seed=seed, device=device,
-            chunk_frames=chunk_frames or CHUNK_FRAMES, depth_range_m=depth_range_m, xodr=xodr,
+            chunk_frames=CHUNK_FRAMES if chunk_frames is None else chunk_frames,
+            depth_range_m=depth_range_m, xodr=xodr,
             skip_damaged=skip_damaged, cameras=cameras, progress=progress, **options,
         )  # fmt: skip
         result.clips = folder["controls"]
