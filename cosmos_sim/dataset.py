@@ -81,7 +81,8 @@ def write_dataset(
     for camera, (ticks, frames, times) in sources["cameras"].items():
         count = _write_camera(episode, camera, ticks, frames, times, out, coco)
         manifest["cameras"][camera] = {"frames": count, "ticks": [int(t) for t in ticks]}
-    write_json_atomic(out / "annotations.json", coco)
+    write_json_atomic(out / "annotations.json", coco, stream=True)
+    del coco  # the overlay sheets read the file back: one copy of the labels at a time
     write_json_atomic(out / "manifest.json", manifest)
     if sheets:
         for camera in manifest["cameras"]:
