@@ -27,6 +27,7 @@ sim baseline in the same format).
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -63,12 +64,7 @@ def write_dataset(
     sources = _sources(episode, transfer_out)
     out = ensure_empty_dir(out, "dataset folder")
     categories = [{"id": k, "name": v} for k, v in sorted(episode.class_names.items()) if k > 0]
-    coco: dict[str, Any] = {
-        "info": {"description": "cosmos-sim labelled dataset", "format": FORMAT},
-        "images": [],
-        "annotations": [],
-        "categories": categories,
-    }
+    coco = _CocoWriter(out / "annotations.json", categories)
     manifest = {
         "format": FORMAT,
         "version": 1,
@@ -78,16 +74,67 @@ def write_dataset(
         "cameras": {},
         "created_unix_s": time.time(),
     }
-    for camera, (ticks, frames, times) in sources["cameras"].items():
-        count = _write_camera(episode, camera, ticks, frames, times, out, coco)
-        manifest["cameras"][camera] = {"frames": count, "ticks": [int(t) for t in ticks]}
-    write_json_atomic(out / "annotations.json", coco, stream=True)
-    del coco  # the overlay sheets read the file back: one copy of the labels at a time
+    picked: dict[str, list[tuple[dict, list[dict]]]] = {}
+    try:
+        for camera, (ticks, frames, times) in sources["cameras"].items():
+            count, picked[camera] = _write_camera(episode, camera, ticks, frames, times, out,
+                                                  coco)  # fmt: skip
+            manifest["cameras"][camera] = {"frames": count, "ticks": [int(t) for t in ticks]}
+        coco.close()
+    finally:
+        coco.discard_parts()
     write_json_atomic(out / "manifest.json", manifest)
-    if sheets:
+    if sheets:  # from the frames kept while writing: the labels file is never read back whole
+        names = {c["id"]: c["name"] for c in categories}
         for camera in manifest["cameras"]:
-            overlay_sheet(out, camera)
+            _draw_sheet(out, camera, manifest, picked[camera], names)
     return out
+
+
+class _CocoWriter:
+    """annotations.json written as the frames come: images and annotations go to two part
+    files, joined into the COCO document at `close()`, so memory does not grow with the
+    episode (one entry at a time, never the whole label set)."""
+
+    def __init__(self, path: Path, categories: list[dict[str, Any]]) -> None:
+        self.path, self.categories = path, categories
+        self.parts = {k: path.with_name(f".{path.name}.{k}.part") for k in ("images", "anns")}
+        self.files = {k: p.open("w") for k, p in self.parts.items()}
+        self.counts = {"images": 0, "anns": 0}
+
+    def _add(self, kind: str, entry: dict[str, Any]) -> int:
+        self.counts[kind] += 1
+        entry["id"] = self.counts[kind]
+        separator = ",\n" if self.counts[kind] > 1 else "\n"
+        self.files[kind].write(separator + json.dumps(entry, allow_nan=False))
+        return entry["id"]
+
+    def add_image(self, entry: dict[str, Any]) -> int:
+        return self._add("images", entry)
+
+    def add_annotation(self, entry: dict[str, Any]) -> None:
+        self._add("anns", entry)
+
+    def close(self) -> None:
+        for file in self.files.values():
+            file.close()
+        info = {"description": "cosmos-sim labelled dataset", "format": FORMAT}
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with tmp.open("w") as out:
+            out.write(f'{{"info": {json.dumps(info)},\n"images": [')
+            with self.parts["images"].open() as part:
+                shutil.copyfileobj(part, out)
+            out.write('\n],\n"annotations": [')
+            with self.parts["anns"].open() as part:
+                shutil.copyfileobj(part, out)
+            out.write(f'\n],\n"categories": {json.dumps(self.categories)}}}\n')
+        tmp.replace(self.path)
+
+    def discard_parts(self) -> None:
+        for file in self.files.values():
+            file.close()
+        for part in self.parts.values():
+            part.unlink(missing_ok=True)
 
 
 def _sources(episode: Episode, transfer_out: str | Path | None) -> dict[str, Any]:
@@ -181,9 +228,14 @@ def _write_camera(
     frames: Iterator[np.ndarray],
     times: np.ndarray | None,
     out: Path,
-    coco: dict[str, Any],
-) -> int:
+    coco: _CocoWriter,
+) -> tuple[int, list[tuple[dict[str, Any], list[dict[str, Any]]]]]:
+    """Write one camera's frames and labels; returns the count and the overlay sheet's
+    frames (image entry, its annotations)."""
     from cosmos_sim.video import resize_frames
+
+    picks = set(_sheet_picks(len(ticks), SHEET_FRAMES))
+    picked = []
 
     spec = episode.cameras[camera]
     (out / "images" / camera).mkdir(parents=True)
@@ -213,32 +265,36 @@ def _write_camera(
         if frame.depth_m is not None:
             depth_file = f"depth/{camera}/{name}.npy"
             np.save(out / depth_file, frame.depth_m)
-        image_id = len(coco["images"]) + 1
-        coco["images"].append(
-            {
-                "id": image_id,
-                "file_name": image_file,
-                "width": spec.width,
-                "height": spec.height,
-                "camera": camera,
-                "frame": k,
-                "tick": cached_index,
-                "sim_time_s": frame.sim_time_s,
-                "model_time_s": None if times is None else float(times[k]),
-                "depth_file": depth_file,
-                "K": frame.K.tolist(),
-                "cam_to_world": frame.cam_to_world.tolist(),
-            }
-        )
-        for ann in instance_annotations(frame.instance_id, frame.class_id):
-            ann.update(id=len(coco["annotations"]) + 1, image_id=image_id)
-            coco["annotations"].append(ann)
+        image = {
+            "file_name": image_file,
+            "width": spec.width,
+            "height": spec.height,
+            "camera": camera,
+            "frame": k,
+            "tick": cached_index,
+            "sim_time_s": frame.sim_time_s,
+            "model_time_s": None if times is None else float(times[k]),
+            "depth_file": depth_file,
+            "K": frame.K.tolist(),
+            "cam_to_world": frame.cam_to_world.tolist(),
+        }
+        image_id = coco.add_image(image)
+        anns = instance_annotations(frame.instance_id, frame.class_id)
+        for ann in anns:
+            ann["image_id"] = image_id
+            coco.add_annotation(ann)
+        if k in picks:
+            picked.append((image, anns))
         count += 1
     if count != len(ticks):
         raise AlignmentError(
             f"{camera}: the output video has {count} frames but the clip has {len(ticks)}"
         )
-    return count
+    return count, picked
+
+
+def _sheet_picks(count: int, frames: int) -> list[int]:
+    return sorted(set(np.linspace(0, count - 1, min(frames, count)).round().astype(int).tolist()))
 
 
 def instance_annotations(
@@ -284,42 +340,52 @@ def overlay_sheet(dataset_dir: str | Path, camera: str, *, frames: int = SHEET_F
     Written to `dataset_dir/overlay_<camera>.png`; columns for the controls appear when the
     dataset was made from a transfer run whose clips folder still exists.
     """
-    from cosmos_sim.imaging import image_grid, save_png
-    from cosmos_sim.transfer.base import Clip
-
     dataset_dir = Path(dataset_dir)
     manifest = json.loads((dataset_dir / "manifest.json").read_text())
     coco = json.loads((dataset_dir / "annotations.json").read_text())
     images = [im for im in coco["images"] if im["camera"] == camera]
     if not images:
         raise SpecError(f"{dataset_dir} has no frames of camera {camera!r}")
-    picks = sorted(
-        set(np.linspace(0, len(images) - 1, min(frames, len(images))).round().astype(int))
-    )
-    episode = Episode(manifest["episode"])
-    names = {c["id"]: c["name"] for c in coco["categories"]}
-    by_image: dict[int, list[dict[str, Any]]] = {}
+    chosen = [images[p] for p in _sheet_picks(len(images), frames)]
+    by_image: dict[int, list[dict[str, Any]]] = {im["id"]: [] for im in chosen}
     for ann in coco["annotations"]:
-        by_image.setdefault(ann["image_id"], []).append(ann)
+        if ann["image_id"] in by_image:
+            by_image[ann["image_id"]].append(ann)
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    picked = [(im, by_image[im["id"]]) for im in chosen]
+    return _draw_sheet(dataset_dir, camera, manifest, picked, names)
+
+
+def _draw_sheet(
+    dataset_dir: Path,
+    camera: str,
+    manifest: dict[str, Any],
+    picked: Sequence[tuple[dict[str, Any], list[dict[str, Any]]]],
+    names: dict[int, str],
+) -> Path:
+    from cosmos_sim.imaging import image_grid, save_png
+    from cosmos_sim.transfer.base import Clip
+
+    episode = Episode(manifest["episode"])
+    images = [im for im, _ in picked]
     clip_dir = Path(manifest["clips"]) / camera if manifest.get("clips") else None
     controls = []
     if clip_dir is not None and clip_dir.is_dir():
         clip = Clip(clip_dir)
         controls = [c for c in ("depth", "seg", "edge") if c in clip.controls]
-        control_frames = {c: _pick(clip.frames(c), [images[p]["frame"] for p in picks])
+        control_frames = {c: _pick(clip.frames(c), [im["frame"] for im in images])
                           for c in controls}  # fmt: skip
     rows = []
-    for row, p in enumerate(picks):
-        im = images[p]
+    for row, (im, anns) in enumerate(picked):
         sim = episode[im["tick"]].frames[camera].rgb
         output = cv2.cvtColor(cv2.imread(str(dataset_dir / im["file_name"])), cv2.COLOR_BGR2RGB)
         cells = [sim, *(control_frames[c][row] for c in controls), output]
-        cells.append(draw_labels(output, by_image.get(im["id"], []), names))
+        cells.append(draw_labels(output, anns, names))
         rows.append(cells)
     grid = image_grid(
         rows,
         col_labels=["sim rgb", *controls, manifest["backend"], "labels"],
-        row_labels=[f"frame {images[p]['frame']} tick {images[p]['tick']}" for p in picks],
+        row_labels=[f"frame {im['frame']} tick {im['tick']}" for im in images],
         cell_width=SHEET_CELL_PX,
     )
     return save_png(dataset_dir / f"overlay_{camera}.png", grid)

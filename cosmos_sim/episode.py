@@ -83,21 +83,10 @@ def ensure_empty_dir(path: str | Path, what: str = "output folder") -> Path:
     return path
 
 
-def write_json_atomic(path: Path, payload: Any, *, stream: bool = False) -> None:
-    """`payload` as indented JSON at `path`, whole or not at all. `stream=True` encodes
-    piece by piece into the file (no second copy of a large payload as one string)."""
+def write_json_atomic(path: Path, payload: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     # Strict JSON: NaN/Infinity have no JSON form and strict readers reject them.
-    options = dict(indent=2, default=_json_default, allow_nan=False)
-    try:
-        if stream:
-            with tmp.open("w") as file:
-                json.dump(payload, file, **options)
-        else:
-            tmp.write_text(json.dumps(payload, **options))
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    tmp.write_text(json.dumps(payload, indent=2, default=_json_default, allow_nan=False))
     os.replace(tmp, path)
 
 
