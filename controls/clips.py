@@ -107,8 +107,9 @@ EPISODE_MAP = "map.xodr"
 """The OpenDRIVE map inside an episode folder (CARLA captures save it) for the hdmap control."""
 
 CHUNK_FRAMES = 8
-"""Default output frames per streamed chunk: ~0.2 GiB of working set per 1280×704 camera
-(with `cosmos_sim.heap`, peak RSS of an 8 s episode is 1.15× a 2 s one at 8, 1.4× at 16)."""
+"""Default output frames per streamed chunk. One 1280×704 camera, all controls, with
+`cosmos_sim.heap`'s settings: peak RSS 1.23 GiB for an 8 s episode at 8 (0.93 at 4), against
+1.07 for a 2 s one (benchmarks/RESULTS.md, streamed pipeline)."""
 
 CONTACT_SHEET_FRAMES = 4
 CONTACT_SHEET_CELL_PX = 320

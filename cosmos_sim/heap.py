@@ -6,7 +6,8 @@ encoder per video). glibc raises its mmap threshold to the largest block freed (
 peak RSS grows with the pipeline's depth. A fixed 1 MiB threshold (frames are mmapped and
 given back on free) and two arenas keep it flat: `controls` on an 8 s 1280×704 tabletop
 episode peaked at 1.53 GiB with glibc's defaults and 1.23 GiB with both (a 2 s one: 1.07
-GiB), on the 2-core machine (benchmarks/pipeline_memory.py); either alone did not help.
+GiB), on the 2-core machine (benchmarks/pipeline_memory.py); either alone took off less
+than a tenth (1.87 → 1.71 / 1.72 GiB at chunks of 16).
 
 glibc fixes its arena limit when a second thread first allocates, which importing numpy or
 torch already does, so `mallopt` from Python comes too late: the settings must be in the

@@ -180,7 +180,7 @@ class VideoWriter:
 STREAM_PRESET = "veryfast"
 """x264 preset of the streamed pipeline's control videos. Against "medium" (measured on a
 1280×704 clip, 2-core machine): encoder memory at steady state about half (its lookahead is
-10 frames, not 40), encoding 1.5–4× faster, files up to ~1.35× larger at the same crf / qp=0
+10 frames, not 40), encoding 1.3–4× faster, files up to ~1.35× larger at the same crf / qp=0
 (lossless stays bit-exact: the preset changes the search, not the result)."""
 
 
