@@ -58,7 +58,11 @@ def load_heldout(data: str | None, episodes: int) -> dict[str, np.ndarray]:
     from cosmos_sim.envs.collect_pushcube import CollectConfig, collect
 
     folder = tempfile.mkdtemp(prefix="pushcube_heldout_")
-    collect(CollectConfig(out=folder, train_episodes=0, heldout_episodes=episodes, workers=0))
+    collect(
+        CollectConfig(
+            out=folder, train_episodes=0, graze_episodes=0, heldout_episodes=episodes, workers=0
+        )
+    )
     return load_heldout(folder, episodes)
 
 

@@ -10,7 +10,7 @@ actions mixed in, and near-misses that aim beside the goal. Episode i of split s
 with seed `base_seed[s] + i` and draws its behaviour from a generator seeded the same way,
 so a collection is reproducible worker count aside.
 
-    python -m cosmos_sim.envs.collect_pushcube --out runs/pushcube_data --train-episodes 3000
+    python -m cosmos_sim.envs.collect_pushcube --out runs/pushcube_data   # the shipped data
 """
 
 from __future__ import annotations
@@ -38,14 +38,18 @@ BEHAVIOUR_WEIGHTS = (0.12, 0.13, 0.45, 0.15, 0.15)
 class CollectConfig:
     out: str = "runs/pushcube_data"
     """Folder for the recorded episodes (episodes/<split>/) and the packed <split>.npz."""
-    train_episodes: int = 3000
-    heldout_episodes: int = 200
+    train_episodes: int = 4000
+    heldout_episodes: int = 300
     workers: int = 2
     """Worker processes; 0 collects in this process."""
     image_size: int = 64
     max_episode_steps: int = 60
     keep_episodes: bool = False
     """Keep the recorded episode folders after packing (they are ~10x the packed size)."""
+    graze_episodes: int = 1500
+    """Extra training episodes after the first `train_episodes`, all near-misses that graze
+    the goal's edge (aimed 5-10 cm beside it), where a model trained without them
+    over-credits success (MODEL_CARD.md). The first `train_episodes` do not depend on it."""
 
 
 class RandomWalk:
@@ -61,7 +65,7 @@ class RandomWalk:
 
 def behaviour_policy(name: str, rng: np.random.Generator):
     """A policy for one episode of behaviour `name`, its noise drawn from `rng`."""
-    seed = int(rng.integers(2**31))
+    seed = seed_of(rng)
     if name == "random":
         uniform = np.random.default_rng(seed)
         return lambda obs: uniform.uniform(-1, 1, 2).astype(np.float32)
@@ -77,15 +81,28 @@ def behaviour_policy(name: str, rng: np.random.Generator):
     raise ValueError(f"behaviour {name!r} is not one of {BEHAVIOURS}")
 
 
-def _collect_range(args: tuple[str, str, int, int, int, int]) -> list[str]:
-    out, split, start, stop, image_size, max_steps = args
+def graze_policy(rng: np.random.Generator) -> NoisyScripted:
+    """A near-miss aimed 5-10 cm beside the goal (either side), little action noise."""
+    offset = float(rng.uniform(0.05, 0.10)) * float(rng.choice([-1, 1]))
+    return NoisyScripted(sigma=float(rng.uniform(0, 0.3)), aim_offset_m=offset, seed=seed_of(rng))
+
+
+def seed_of(rng: np.random.Generator) -> int:
+    return int(rng.integers(2**31))
+
+
+def _collect_range(args: tuple[str, str, int, int, int, int, int]) -> list[str]:
+    out, split, start, stop, image_size, max_steps, graze_from = args
     base = SPLIT_SEEDS[split]
     names = []
     for i in range(start, stop):
         seed = base + i
         rng = np.random.default_rng(seed)
-        behaviour = str(rng.choice(BEHAVIOURS, p=BEHAVIOUR_WEIGHTS))
-        policy = behaviour_policy(behaviour, rng)
+        if i >= graze_from:
+            behaviour, policy = "near_miss", graze_policy(rng)
+        else:
+            behaviour = str(rng.choice(BEHAVIOURS, p=BEHAVIOUR_WEIGHTS))
+            policy = behaviour_policy(behaviour, rng)
         folder = Path(out) / "episodes" / split / f"{i:06d}"
         env = PushCubeEnv(image_size=image_size, max_episode_steps=max_steps, record_dir=folder)
         obs, _ = env.reset(seed=seed)
@@ -146,13 +163,17 @@ def collect(cfg: CollectConfig) -> dict[str, dict[str, float]]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     summary = {}
-    for split, count in (("train", cfg.train_episodes), ("heldout", cfg.heldout_episodes)):
+    splits = (
+        ("train", cfg.train_episodes + cfg.graze_episodes, cfg.train_episodes),
+        ("heldout", cfg.heldout_episodes, cfg.heldout_episodes),
+    )
+    for split, count, graze_from in splits:
         if count <= 0:
             continue
         t0 = time.time()
         bounds = np.linspace(0, count, max(cfg.workers, 1) * 8 + 1).astype(int)
         jobs = [
-            (str(out), split, int(a), int(b), cfg.image_size, cfg.max_episode_steps)
+            (str(out), split, int(a), int(b), cfg.image_size, cfg.max_episode_steps, graze_from)
             for a, b in zip(bounds[:-1], bounds[1:], strict=True)
             if b > a
         ]

@@ -5,7 +5,7 @@ heldout.npz). Model: `cosmos_sim.envs.embedded.PushCubeWorldModel`, a few-step r
 flow over pixel-unshuffled frames with reward/success heads. Output: safetensors weights
 (EMA), metrics.json and the log in `--out`.
 
-    # full run (one H100, ~8 minutes):
+    # full run (one H200: 540 s of optimisation, ~9.5 minutes in all):
     python -m cosmos_sim.envs.train_world_model --data runs/pushcube_data --out runs/wm
     # CPU smoke run (seconds):
     python -m cosmos_sim.envs.train_world_model --smoke --data runs/pushcube_small --out /tmp/wm
@@ -46,7 +46,7 @@ class Args:
     weight_decay: float = 1e-4
     warmup_steps: int = 300
     total_steps: int = 40_000
-    budget_s: float = 420.0
+    budget_s: float = 540.0
     """Wall-clock budget for the optimisation; the LR schedule follows whichever of
     steps and time runs out first, so the schedule completes inside the budget."""
     ema_decay: float = 0.999

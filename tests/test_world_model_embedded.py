@@ -26,7 +26,13 @@ def shipped() -> PushCubeWorldModel:
 
 def test_cpu_smoke_training_reduces_its_loss(tmp_path):
     collect(
-        CollectConfig(out=str(tmp_path / "data"), train_episodes=8, heldout_episodes=2, workers=0)
+        CollectConfig(
+            out=str(tmp_path / "data"),
+            train_episodes=8,
+            graze_episodes=0,
+            heldout_episodes=2,
+            workers=0,
+        )
     )
     metrics = main(Args(data=str(tmp_path / "data"), out=str(tmp_path / "run"), smoke=True))
     losses = [entry["flow_loss"] for entry in metrics["history"]]  # steps 1, 2-10, ..., 31-40
@@ -34,6 +40,27 @@ def test_cpu_smoke_training_reduces_its_loss(tmp_path):
     assert (tmp_path / "run" / "pushcube_world_model.safetensors").is_file()
     reloaded = PushCubeWorldModel.load(tmp_path / "run" / "pushcube_world_model.safetensors")
     assert reloaded.config.channels == (16, 32)
+
+
+def test_graze_episodes_extend_the_shipped_recipe(tmp_path):
+    """The extra near-miss episodes come after the first train_episodes, which stay the
+    episodes (same seeds, same behaviours) the recipe without them records."""
+    plain, graze = tmp_path / "plain", tmp_path / "graze"
+    collect(
+        CollectConfig(
+            out=str(plain), train_episodes=3, graze_episodes=0, heldout_episodes=0, workers=0
+        )
+    )
+    collect(
+        CollectConfig(
+            out=str(graze), train_episodes=3, graze_episodes=2, heldout_episodes=0, workers=0
+        )
+    )
+    with np.load(plain / "train.npz") as a, np.load(graze / "train.npz") as b:
+        assert list(b["behaviours"]) == [*a["behaviours"], "near_miss", "near_miss"]
+        first = a["episode_lengths"].sum()
+        assert np.array_equal(a["frames"], b["frames"][:first])
+        assert np.array_equal(a["actions"], b["actions"][:first])
 
 
 def test_shipped_weights_load_offline_and_step(shipped):
