@@ -6,9 +6,10 @@ Every episode is recorded through the recorder (`PushCubeEnv(record_dir=...)` â†
 
 Behaviours are mixed per episode so the model sees successes and failures: uniform random,
 smooth random walks, scripted pushing at several noise levels, scripted pushing with random
-actions mixed in, and near-misses that aim beside the goal. Episode i of split s is reset
-with seed `base_seed[s] + i` and draws its behaviour from a generator seeded the same way,
-so a collection is reproducible worker count aside.
+actions mixed in, and near-misses that aim beside the goal; then `graze_episodes` more
+near-misses that graze the goal's edge (packed with behaviour "near_miss"). Episode i of
+split s is reset with seed `base_seed[s] + i` and draws its behaviour from a generator
+seeded the same way, so a collection is reproducible worker count aside.
 
     python -m cosmos_sim.envs.collect_pushcube --out runs/pushcube_data   # the shipped data
 """
@@ -65,7 +66,7 @@ class RandomWalk:
 
 def behaviour_policy(name: str, rng: np.random.Generator):
     """A policy for one episode of behaviour `name`, its noise drawn from `rng`."""
-    seed = seed_of(rng)
+    seed = int(rng.integers(2**31))
     if name == "random":
         uniform = np.random.default_rng(seed)
         return lambda obs: uniform.uniform(-1, 1, 2).astype(np.float32)
@@ -84,11 +85,8 @@ def behaviour_policy(name: str, rng: np.random.Generator):
 def graze_policy(rng: np.random.Generator) -> NoisyScripted:
     """A near-miss aimed 5-10 cm beside the goal (either side), little action noise."""
     offset = float(rng.uniform(0.05, 0.10)) * float(rng.choice([-1, 1]))
-    return NoisyScripted(sigma=float(rng.uniform(0, 0.3)), aim_offset_m=offset, seed=seed_of(rng))
-
-
-def seed_of(rng: np.random.Generator) -> int:
-    return int(rng.integers(2**31))
+    sigma = float(rng.uniform(0, 0.3))
+    return NoisyScripted(sigma=sigma, aim_offset_m=offset, seed=int(rng.integers(2**31)))
 
 
 def _collect_range(args: tuple[str, str, int, int, int, int, int]) -> list[str]:
