@@ -53,9 +53,11 @@ def load_heldout(data: str | None, episodes: int) -> dict[str, np.ndarray]:
     if data and (Path(data) / "heldout.npz").is_file():
         with np.load(Path(data) / "heldout.npz") as npz:
             return {k: npz[k] for k in ("frames", "actions", "episode_lengths")}
+    import sys
     import tempfile
 
-    from cosmos_sim.envs.collect_pushcube import CollectConfig, collect
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from collect_pushcube import CollectConfig, collect
 
     folder = tempfile.mkdtemp(prefix="pushcube_heldout_")
     collect(

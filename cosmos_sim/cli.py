@@ -230,9 +230,9 @@ def demo(
     """
     out = out or _default_demo_dir()
     with user_errors():
-        from cosmos_sim.envs.embedded import demo_rollout
         from cosmos_sim.episode import ensure_empty_dir
         from cosmos_sim.pipeline import run_pipeline
+        from cosmos_sim.world_model_demo import demo_rollout
 
         ensure_empty_dir(out, "demo folder")
         episode, clips = out / "episode", out / "clips"

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 import gymnasium
 import numpy as np
 import pytest
@@ -9,14 +14,29 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 import cosmos_sim.envs  # noqa: F401  (registers the ids)
-from cosmos_sim.envs.collect_pushcube import CollectConfig, collect
 from cosmos_sim.envs.embedded import (
     PushCubeWorldModel,
     WorldModelConfig,
     shipped_start_frames,
 )
-from cosmos_sim.envs.train_world_model import Args, main
 from cosmos_sim.envs.world_model import WorldModelError, check_model
+
+
+def load_script(name: str) -> ModuleType:
+    """A script of scripts/ as a module (the scripts are not in the installed package)."""
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).parents[1] / "scripts" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+CollectConfig = load_script("collect_pushcube").CollectConfig
+collect = sys.modules["collect_pushcube"].collect
+Args = load_script("train_world_model").Args
+main = sys.modules["train_world_model"].main
 
 
 @pytest.fixture(scope="module")

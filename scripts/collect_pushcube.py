@@ -11,7 +11,7 @@ near-misses that graze the goal's edge (packed with behaviour "near_miss"). Epis
 split s is reset with seed `base_seed[s] + i` and draws its behaviour from a generator
 seeded the same way, so a collection is reproducible worker count aside.
 
-    python -m cosmos_sim.envs.collect_pushcube --out runs/pushcube_data   # the shipped data
+    python scripts/collect_pushcube.py --out runs/pushcube_data   # the shipped data
 """
 
 from __future__ import annotations

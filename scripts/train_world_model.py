@@ -1,14 +1,14 @@
 """Train the embedded PushCube world model (CleanRL style: read top to bottom).
 
-Data: the packed episodes of `python -m cosmos_sim.envs.collect_pushcube` (train.npz and
+Data: the packed episodes of `python scripts/collect_pushcube.py` (train.npz and
 heldout.npz). Model: `cosmos_sim.envs.embedded.PushCubeWorldModel`, a few-step rectified
 flow over pixel-unshuffled frames with reward/success heads. Output: safetensors weights
 (EMA), metrics.json and the log in `--out`.
 
     # full run (one H200: 540 s of optimisation, ~9.5 minutes in all):
-    python -m cosmos_sim.envs.train_world_model --data runs/pushcube_data --out runs/wm
+    python scripts/train_world_model.py --data runs/pushcube_data --out runs/wm
     # CPU smoke run (seconds):
-    python -m cosmos_sim.envs.train_world_model --smoke --data runs/pushcube_small --out /tmp/wm
+    python scripts/train_world_model.py --smoke --data runs/pushcube_small --out /tmp/wm
 """
 
 from __future__ import annotations
