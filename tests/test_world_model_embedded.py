@@ -33,10 +33,10 @@ def load_script(name: str) -> ModuleType:
     return module
 
 
-CollectConfig = load_script("collect_pushcube").CollectConfig
-collect = sys.modules["collect_pushcube"].collect
-Args = load_script("train_world_model").Args
-main = sys.modules["train_world_model"].main
+collect_pushcube = load_script("collect_pushcube")
+train_world_model = load_script("train_world_model")
+CollectConfig, collect = collect_pushcube.CollectConfig, collect_pushcube.collect
+Args, main = train_world_model.Args, train_world_model.main
 
 
 @pytest.fixture(scope="module")
