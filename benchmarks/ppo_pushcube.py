@@ -6,9 +6,12 @@ bottom. The same recipe runs in either env:
 - `--env learned`: `cosmos_sim/LearnedPushCube-v0` (our embedded world model, not Cosmos) as
   a `DeviceVectorEnv`: observations, rewards, flags, autoresets and the rollout buffers stay
   on `--device` end to end (no per-step host copy; the host reads a few numbers once per
-  update for the log). Resets start from the real first frames shipped in
-  `assets/world_model/pushcube_starts.npz`. Needs torch, numpy, gymnasium and cosmos_sim
-  only (no PyBullet).
+  update for the log). On a GPU the whole rollout step (policy, env, shaped reward) and
+  the whole minibatch update (loss, backward, clipping, Adam) are each captured once in a
+  CUDA graph and replayed (`--cuda-graph`, on by default): the same computation, launched
+  once per step instead of op by op. Resets start from the real
+  first frames shipped in `assets/world_model/pushcube_starts.npz`. Needs torch, numpy,
+  gymnasium and cosmos_sim only (no PyBullet).
 - `--env real`: `cosmos_sim/PushCube-v0` (PyBullet, CPU), `num_envs` envs stepped in
   this process, same-step autoreset, each episode seeded from the run's seed.
 
@@ -86,6 +89,9 @@ class Args:
     """The learned env's model dtype (bfloat16 is faster on GPUs at large batches)."""
     compile: bool = False
     """torch.compile the learned env's step (GPU, large batches)."""
+    cuda_graph: bool = True
+    """On a GPU, replay the rollout step and the minibatch update from CUDA graphs
+    (`cosmos_sim.envs.device_vector.GraphedStep`)."""
     seed: int = 0
     threads: int = 0
     """torch CPU threads (0: 1 for the real env, else torch's default)."""
@@ -139,9 +145,9 @@ STANDOFF = 0.25
 radius + 5 mm = 0.05 m)."""
 
 
-def potential(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(Φ [B], all three objects seen [B]) from uint8 frames (see module doc)."""
-    f = colour_features(frames)
+def potential(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(Φ [B], all three objects seen [B]) from a frame's colour features [B, 13] (see
+    module doc)."""
     pusher, cube, to_goal = f[:, 0:2], f[:, 2:4], f[:, 8:10]
     dist = to_goal.norm(dim=1)
     behind = cube - STANDOFF * to_goal / dist.clamp(min=1e-3)[:, None]
@@ -183,22 +189,90 @@ def train(args: Args) -> dict[str, Any]:
     t_start = time.perf_counter()
     envs = make_envs(args)
     agent = PixelActorCritic(PolicyConfig(encoder=args.encoder, hidden=args.hidden)).to(device)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
+    graphs = args.cuda_graph and device.type == "cuda"
+    # On a GPU: fused (one kernel per step), and inside a CUDA graph capturable, with the
+    # learning rate a device tensor the graph reads (annealed in place).
+    optimizer = torch.optim.Adam(
+        agent.parameters(),
+        lr=torch.tensor(args.learning_rate, device=device) if graphs else args.learning_rate,
+        eps=1e-5,
+        fused=device.type == "cuda",
+        capturable=graphs,
+    )
 
     n, t_len = args.num_envs, args.num_steps
     batch = n * t_len
+    if batch % args.num_minibatches:
+        raise SystemExit(
+            f"--num-minibatches {args.num_minibatches} must divide the batch num_envs · "
+            f"num_steps = {batch}"
+        )
     minibatch = batch // args.num_minibatches
     num_updates = max(1, args.total_steps // batch)
     act_buf = torch.zeros((t_len, n, 2), device=device)
-    logp_buf, rew_buf, done_buf, val_buf = (
-        torch.zeros((t_len, n), device=device) for _ in range(4)
+    logp_buf, rew_buf, done_buf, val_buf, adv_buf, ret_buf = (
+        torch.zeros((t_len, n), device=device) for _ in range(6)
     )
 
+    def features(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the network's input, the colour features Φ reads) of uint8 frames."""
+        feats = colour_features(frames)
+        return (feats if args.encoder == "colour" else frames), feats
+
+    def rollout_step(
+        obs: torch.Tensor, prev_phi: torch.Tensor, prev_seen: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        """Act, step every env, shape the reward; same-step autoreset (see module doc)."""
+        action, logp, _, value = agent.act(obs)
+        frames, _, terminated, truncated, success = envs.step(action)
+        next_obs, feats = features(frames)
+        ended = terminated | truncated
+        # An ended lane's frame is already its next episode's first (same-step autoreset):
+        # no progress term on that step; Φ restarts from that frame.
+        phi, seen = potential(feats)
+        valid = seen & prev_seen & ~ended
+        progress = torch.where(valid, phi - prev_phi, torch.zeros_like(phi))
+        reward = args.progress_scale * progress + args.success_bonus * success.float()
+        return action, logp, value, next_obs, phi, seen, reward, ended, success
+
     frames = envs.reset(seed=args.seed)
-    obs = agent.observe(frames)
-    prev_phi, prev_seen = potential(frames)
+    obs, feats = features(frames)
+    prev_phi, prev_seen = potential(feats)
     # The rollout buffer holds what the network reads: 13 colour features, or the frames.
     obs_buf = torch.zeros((t_len, *obs.shape), dtype=obs.dtype, device=device)
+    # The batch as flat views of the buffers (fixed addresses, which a CUDA graph reads).
+    b_obs, b_act = obs_buf.view(batch, *obs.shape[1:]), act_buf.view(batch, 2)
+    b_logp, b_adv = logp_buf.view(batch), adv_buf.view(batch)
+    b_ret, b_val = ret_buf.view(batch), val_buf.view(batch)
+
+    def minibatch_update(idx: torch.Tensor) -> tuple[torch.Tensor]:
+        """One clipped-PPO gradient step on the batch rows `idx`; returns the loss."""
+        _, new_logp, entropy, new_value = agent.act(b_obs[idx], b_act[idx])
+        ratio = (new_logp - b_logp[idx]).exp()
+        mb_adv = b_adv[idx]
+        mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
+        pg_loss = torch.max(
+            -mb_adv * ratio, -mb_adv * ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)
+        ).mean()
+        v_clipped = b_val[idx] + (new_value - b_val[idx]).clamp(-args.clip_coef, args.clip_coef)
+        v_loss = (
+            0.5 * torch.max((new_value - b_ret[idx]) ** 2, (v_clipped - b_ret[idx]) ** 2).mean()
+        )
+        loss = pg_loss - args.ent_coef * entropy.mean() + args.vf_coef * v_loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
+        optimizer.step()
+        return (loss.detach(),)
+
+    step_fn: Any = rollout_step
+    update_fn: Any = minibatch_update
+    if graphs:
+        from cosmos_sim.envs.device_vector import GraphedStep
+
+        update_fn = GraphedStep(minibatch_update)
+        if args.env == "learned":
+            step_fn = GraphedStep(rollout_step, generators=envs.generators)
     done = torch.zeros(n, device=device)
     ep_success = torch.zeros((), device=device)
     ep_count = torch.zeros((), device=device)
@@ -208,7 +282,12 @@ def train(args: Args) -> dict[str, Any]:
     steps = 0
     for update in range(1, num_updates + 1):
         if args.anneal_lr:
-            optimizer.param_groups[0]["lr"] = args.learning_rate * (1 - (update - 1) / num_updates)
+            lr = args.learning_rate * (1 - (update - 1) / num_updates)
+            group = optimizer.param_groups[0]
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)
+            else:
+                group["lr"] = lr
         t_env = time.perf_counter()
         ep_success.zero_()
         ep_count.zero_()
@@ -216,18 +295,10 @@ def train(args: Args) -> dict[str, Any]:
             obs_buf[t] = obs
             done_buf[t] = done
             with torch.no_grad():
-                action, logp, _, value = agent.act(obs)
-            act_buf[t], logp_buf[t], val_buf[t] = action, logp, value
-            frames, reward, terminated, truncated, success = envs.step(action)
-            obs = agent.observe(frames)
-            ended = terminated | truncated
-            # An ended lane's frame is already its next episode's first (same-step autoreset):
-            # no progress term on that step; Φ restarts from that frame.
-            phi, seen = potential(frames)
-            valid = seen & prev_seen & ~ended
-            progress = torch.where(valid, phi - prev_phi, torch.zeros_like(phi))
-            rew_buf[t] = args.progress_scale * progress + args.success_bonus * success.float()
-            prev_phi, prev_seen = phi, seen
+                action, logp, value, obs, prev_phi, prev_seen, reward, ended, success = step_fn(
+                    obs, prev_phi, prev_seen
+                )
+            act_buf[t], logp_buf[t], val_buf[t], rew_buf[t] = action, logp, value, reward
             done = ended.float()
             ep_success += (success & ended).sum()
             ep_count += ended.sum()
@@ -238,43 +309,19 @@ def train(args: Args) -> dict[str, Any]:
 
         with torch.no_grad():  # GAE; truncation is treated as an end (CleanRL's convention)
             next_value = agent.value(obs)
-            adv = torch.zeros_like(rew_buf)
             last = torch.zeros(n, device=device)
             for t in reversed(range(t_len)):
                 nonterminal = 1.0 - (done if t == t_len - 1 else done_buf[t + 1])
                 nv = next_value if t == t_len - 1 else val_buf[t + 1]
                 delta = rew_buf[t] + args.gamma * nv * nonterminal - val_buf[t]
                 last = delta + args.gamma * args.gae_lambda * nonterminal * last
-                adv[t] = last
-            ret = adv + val_buf
+                adv_buf[t] = last
+            torch.add(adv_buf, val_buf, out=ret_buf)
 
-        b_obs, b_act = obs_buf.reshape(batch, *obs.shape[1:]), act_buf.reshape(batch, 2)
-        b_logp, b_adv = logp_buf.reshape(batch), adv.reshape(batch)
-        b_ret, b_val = ret.reshape(batch), val_buf.reshape(batch)
         for _ in range(args.update_epochs):
             perm = torch.randperm(batch, device=device)
             for start in range(0, batch, minibatch):
-                idx = perm[start : start + minibatch]
-                _, new_logp, entropy, new_value = agent.act(b_obs[idx], b_act[idx])
-                ratio = (new_logp - b_logp[idx]).exp()
-                mb_adv = b_adv[idx]
-                mb_adv = (mb_adv - mb_adv.mean()) / (mb_adv.std() + 1e-8)
-                pg_loss = torch.max(
-                    -mb_adv * ratio,
-                    -mb_adv * ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef),
-                ).mean()
-                v_clipped = b_val[idx] + (new_value - b_val[idx]).clamp(
-                    -args.clip_coef, args.clip_coef
-                )
-                v_loss = (
-                    0.5
-                    * torch.max((new_value - b_ret[idx]) ** 2, (v_clipped - b_ret[idx]) ** 2).mean()
-                )
-                loss = pg_loss - args.ent_coef * entropy.mean() + args.vf_coef * v_loss
-                optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(agent.parameters(), args.max_grad_norm)
-                optimizer.step()
+                update_fn(perm[start : start + minibatch])
 
         if update == 1 or update == num_updates or update % max(1, num_updates // 20) == 0:
             episodes = float(ep_count)  # the one host read of the update
@@ -309,6 +356,7 @@ def train(args: Args) -> dict[str, Any]:
         if device.type == "cuda"
         else platform.processor() or "cpu",
         "torch_threads": torch.get_num_threads(),
+        "cuda_graph": {"rollout": step_fn is not rollout_step, "update": graphs},
         "policy": str(policy_path),
         "policy_bytes": policy_path.stat().st_size,
         "args": asdict(args),

@@ -16,10 +16,17 @@ on the device and `torch.where` keeps it only for lanes that ended, so nothing i
 to the host (no `.item()`, no numpy mask) and the batch keeps its shape. The returned
 observation of an ended lane is its first frame of the next episode (CleanRL's convention:
 the step's reward and flags still belong to the episode that ended).
+
+The lanes' state (context window, step counters) lives in fixed buffers that every step
+updates in place, and every random draw comes from the env's own device generators, so one
+step, or a training loop's whole step (policy, env, reward), can be captured once in a CUDA
+graph and replayed: `GraphedStep` does that, one launch per step instead of hundreds (at 32
+lanes the eager step is launch-bound: benchmarks/RESULTS.md, issue 21).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -78,6 +85,7 @@ class DeviceVectorEnv:
         self.elapsed = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
         self.generator = torch.Generator(device=self.device)
         self.state: WorldState | None = None
+        """The lanes' state: buffers allocated by the first reset, then updated in place."""
 
     @classmethod
     def from_env(cls, env: Any, num_envs: int) -> DeviceVectorEnv:
@@ -97,6 +105,28 @@ class DeviceVectorEnv:
     def single_observation_space(self) -> Any:
         return self.core.observation_space
 
+    @property
+    def generators(self) -> tuple[torch.Generator, ...]:
+        """The device generators a step draws from (start picks, model noise): a CUDA graph
+        that captures `step` registers them (`GraphedStep(..., generators=env.generators)`)."""
+        assert self.core.generator is not None
+        return (self.generator, self.core.generator)
+
+    def _store(self, state: WorldState) -> None:
+        """Keep `state` in the env's buffers: copied in place once they exist, so their
+        addresses (which a captured CUDA graph reads) never change."""
+        if self.state is None:
+            self.state = WorldState(
+                frames=state.frames.clone(),
+                actions=state.actions.clone(),
+                extra={k: v.clone() for k, v in state.extra.items()},
+            )
+            return
+        self.state.frames.copy_(state.frames)
+        self.state.actions.copy_(state.actions)
+        for key, value in self.state.extra.items():
+            value.copy_(state.extra[key])
+
     def _fresh(self, n: int) -> WorldState:
         pick = torch.randint(
             len(self.start_frames), (n,), generator=self.generator, device=self.device
@@ -112,8 +142,9 @@ class DeviceVectorEnv:
             self.generator.manual_seed(int(starts_seed))
             assert self.core.generator is not None
             self.core.generator.manual_seed(int(noise_seed))
-        self.state = self._fresh(self.num_envs)
+        self._store(self._fresh(self.num_envs))
         self.elapsed.zero_()
+        assert self.state is not None
         return self.state.last_frame.clone()
 
     @torch.inference_mode()
@@ -141,8 +172,57 @@ class DeviceVectorEnv:
         truncated = (self.elapsed >= self.max_episode_steps) & ~terminated
         ended = terminated | truncated
         fresh = self._fresh(self.num_envs)
-        self.state = where_lanes(ended, fresh, state)
-        self.elapsed = torch.where(ended, torch.zeros_like(self.elapsed), self.elapsed)
+        self._store(where_lanes(ended, fresh, state))
+        self.elapsed.masked_fill_(ended, 0)
         obs = torch.where(ended[:, None, None, None], fresh.last_frame, folded.obs)
         reward = folded.reward.to(self.device, torch.float32)
         return obs, reward, terminated, truncated, folded.success.to(self.device)
+
+
+class GraphedStep:
+    """`fn(*tensors) -> tuple of tensors`, run from a CUDA graph after a few eager calls.
+
+    The first `warmup` calls run `fn` eagerly on a side stream (lazy library set-up must
+    happen outside a capture); the next one captures `fn` once on copies of its inputs and
+    every call from then on copies the inputs in and replays the graph: one launch instead of
+    one per op. The outputs are the graph's own tensors, overwritten by the next call (copy
+    what you keep). `fn` must not read tensors back to the host or rebind state it keeps
+    between calls (a `DeviceVectorEnv` updates its state in place), and every generator it
+    draws from other than torch's default one goes in `generators`. Off a CUDA device,
+    `fn` just runs.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., tuple[torch.Tensor, ...]],
+        generators: Sequence[torch.Generator] = (),
+        warmup: int = 3,
+    ) -> None:
+        self.fn, self.generators, self.warmup = fn, tuple(generators), warmup
+        self.calls = 0
+        self.graph: Any = None
+        self.inputs: list[torch.Tensor] = []
+        self.outputs: tuple[torch.Tensor, ...] = ()
+
+    def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.graph is None:
+            if not inputs[0].is_cuda:
+                return self.fn(*inputs)
+            if self.calls < self.warmup:
+                self.calls += 1
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    outputs = self.fn(*inputs)
+                torch.cuda.current_stream().wait_stream(side)
+                return outputs
+            self.inputs = [x.clone() for x in inputs]
+            self.graph = torch.cuda.CUDAGraph()
+            for generator in self.generators:
+                self.graph.register_generator_state(generator)
+            with torch.cuda.graph(self.graph):
+                self.outputs = self.fn(*self.inputs)
+        for static, x in zip(self.inputs, inputs, strict=True):
+            static.copy_(x)
+        self.graph.replay()
+        return self.outputs

@@ -149,9 +149,13 @@ class PixelActorCritic(nn.Module):
         """(action, log-prob, entropy, value) at `observe(obs)`; samples unless given one."""
         hidden = self.encoder(x)
         mean = self.actor(hidden)
-        dist = torch.distributions.Normal(mean, self.log_std.exp().expand_as(mean))
+        scale = self.log_std.exp().expand_as(mean)
+        # No argument validation, and sampling as mean + scale·ε: both the validation and
+        # `dist.sample()` (torch.normal checks its std) read tensors back to the host, a sync
+        # per step on a GPU that a CUDA graph cannot hold. scale = exp(.) is positive.
+        dist = torch.distributions.Normal(mean, scale, validate_args=False)
         if action is None:
-            action = dist.sample()
+            action = (mean + scale * torch.randn_like(mean)).detach()
         value = self.critic(hidden).squeeze(-1)
         return action, dist.log_prob(action).sum(-1), dist.entropy().sum(-1), value
 

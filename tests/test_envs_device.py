@@ -7,7 +7,7 @@ import pytest
 import torch
 from fakes.tiny_world_model import TinyWorldModel, start_clips
 
-from cosmos_sim.envs.device_vector import DeviceVectorEnv, where_lanes
+from cosmos_sim.envs.device_vector import DeviceVectorEnv, GraphedStep, where_lanes
 from cosmos_sim.envs.learned import LearnedEnv, StartFrames
 from cosmos_sim.envs.pixel_policy import (
     PixelActorCritic,
@@ -184,3 +184,48 @@ def test_a_step_limit_given_to_gymnasium_make_holds_in_the_device_env():
     device_env.reset(seed=0)
     truncated = [device_env.step(torch.zeros(3, 2))[3].all().item() for _ in range(2)]
     assert truncated == [False, True]
+
+
+def test_a_step_keeps_the_state_in_the_same_buffers():
+    env = make_device_env(num_envs=2, max_episode_steps=2)
+    env.reset(seed=0)
+    assert env.state is not None
+    buffers = (env.state.frames, env.state.actions, env.elapsed, *env.state.extra.values())
+    for _ in range(3):  # crosses an autoreset
+        env.step(torch.full((2, 2), 0.5))
+    env.reset(seed=1)
+    now = (env.state.frames, env.state.actions, env.elapsed, *env.state.extra.values())
+    assert all(a is b for a, b in zip(buffers, now, strict=True))
+
+
+def test_a_graphed_step_runs_eagerly_off_a_gpu():
+    env = make_device_env(num_envs=2)
+    env.reset(seed=0)
+    step = GraphedStep(env.step, generators=env.generators)
+    obs = step(torch.zeros(2, 2))[0]
+    assert step.graph is None and obs.shape == (2, 16, 16, 3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_a_graphed_step_gives_the_eager_steps_numbers_on_a_gpu():
+    import gymnasium as gym
+
+    import cosmos_sim  # noqa: F401  (registers the ids)
+
+    def make() -> DeviceVectorEnv:
+        return DeviceVectorEnv.from_env(
+            gym.make("cosmos_sim/LearnedPushCube-v0", device="cuda"), num_envs=8
+        )
+
+    eager, graphed = make(), make()
+    step = GraphedStep(graphed.step, generators=graphed.generators, warmup=2)
+    eager.reset(seed=1)
+    graphed.reset(seed=1)
+    actions = torch.Generator(device="cuda").manual_seed(0)
+    for _ in range(70):  # past the 60-step limit: autoresets inside the graph
+        a = torch.rand(8, 2, generator=actions, device="cuda") * 2 - 1
+        want, got = eager.step(a), step(a)
+        names = ("obs", "reward", "terminated", "truncated", "success")
+        for name, w, g in zip(names, want, got, strict=True):
+            assert torch.equal(w, g), name
+    assert step.graph is not None
