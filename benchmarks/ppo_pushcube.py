@@ -8,8 +8,8 @@ bottom. The same recipe runs in either env:
   on `--device` end to end (no per-step host copy; the host reads a few numbers once per
   update for the log). On a GPU the whole rollout step (policy, env, shaped reward) and
   the whole minibatch update (loss, backward, clipping, Adam) are each captured once in a
-  CUDA graph and replayed (`--cuda-graph`, on by default): the same computation, launched
-  once per step instead of op by op. Resets start from the real
+  CUDA graph and replayed (`--cuda-graph`, on by default): the same computation, one graph
+  launch instead of one launch per op. Resets start from the real
   first frames shipped in `assets/world_model/pushcube_starts.npz`. Needs torch, numpy,
   gymnasium and cosmos_sim only (no PyBullet).
 - `--env real`: `cosmos_sim/PushCube-v0` (PyBullet, CPU), `num_envs` envs stepped in
@@ -44,6 +44,7 @@ import argparse
 import json
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -202,10 +203,10 @@ def train(args: Args) -> dict[str, Any]:
 
     n, t_len = args.num_envs, args.num_steps
     batch = n * t_len
-    if batch % args.num_minibatches:
+    if graphs and batch % args.num_minibatches:  # a graph replays one minibatch shape
         raise SystemExit(
             f"--num-minibatches {args.num_minibatches} must divide the batch num_envs · "
-            f"num_steps = {batch}"
+            f"num_steps = {batch} for --cuda-graph (or pass --no-cuda-graph)"
         )
     minibatch = batch // args.num_minibatches
     num_updates = max(1, args.total_steps // batch)
@@ -215,9 +216,10 @@ def train(args: Args) -> dict[str, Any]:
     )
 
     def features(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the network's input, the colour features Φ reads) of uint8 frames."""
+        """(the network's input, the colour features Φ reads) of uint8 frames: the colour
+        encoder reads those same features, so they are computed once."""
         feats = colour_features(frames)
-        return (feats if args.encoder == "colour" else frames), feats
+        return (feats if agent.config.encoder == "colour" else frames), feats
 
     def rollout_step(
         obs: torch.Tensor, prev_phi: torch.Tensor, prev_seen: torch.Tensor
@@ -265,8 +267,8 @@ def train(args: Args) -> dict[str, Any]:
         optimizer.step()
         return (loss.detach(),)
 
-    step_fn: Any = rollout_step
-    update_fn: Any = minibatch_update
+    step_fn: Callable[..., tuple[torch.Tensor, ...]] = rollout_step
+    update_fn: Callable[..., tuple[torch.Tensor, ...]] = minibatch_update
     if graphs:
         from cosmos_sim.envs.device_vector import GraphedStep
 

@@ -20,7 +20,7 @@ the step's reward and flags still belong to the episode that ended).
 The lanes' state (context window, step counters) lives in fixed buffers that every step
 updates in place, and every random draw comes from the env's own device generators, so one
 step, or a training loop's whole step (policy, env, reward), can be captured once in a CUDA
-graph and replayed: `GraphedStep` does that, one launch per step instead of hundreds (at 32
+graph and replayed: `GraphedStep` does that, one graph launch instead of one per op (at 32
 lanes the eager step is launch-bound: benchmarks/RESULTS.md, issue 21).
 """
 
@@ -184,12 +184,12 @@ class GraphedStep:
 
     The first `warmup` calls run `fn` eagerly on a side stream (lazy library set-up must
     happen outside a capture); the next one captures `fn` once on copies of its inputs and
-    every call from then on copies the inputs in and replays the graph: one launch instead of
-    one per op. The outputs are the graph's own tensors, overwritten by the next call (copy
-    what you keep). `fn` must not read tensors back to the host or rebind state it keeps
-    between calls (a `DeviceVectorEnv` updates its state in place), and every generator it
-    draws from other than torch's default one goes in `generators`. Off a CUDA device,
-    `fn` just runs.
+    every call from then on copies the inputs in and replays the graph: one graph launch
+    (plus a copy per input) instead of one launch per op. The outputs are the graph's own
+    tensors, overwritten by the next call (copy what you keep). `fn` must not read tensors
+    back to the host or rebind state it keeps between calls (a `DeviceVectorEnv` updates its
+    state in place), and every generator it draws from other than torch's default one goes
+    in `generators`. Off a CUDA device, `fn` just runs.
     """
 
     def __init__(
@@ -200,21 +200,25 @@ class GraphedStep:
     ) -> None:
         self.fn, self.generators, self.warmup = fn, tuple(generators), warmup
         self.calls = 0
-        self.graph: Any = None
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.side_stream: torch.cuda.Stream | None = None
         self.inputs: list[torch.Tensor] = []
         self.outputs: tuple[torch.Tensor, ...] = ()
 
     def __call__(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if not inputs:
+            raise ValueError("GraphedStep: pass fn's inputs as tensors (at least one)")
         if self.graph is None:
             if not inputs[0].is_cuda:
                 return self.fn(*inputs)
             if self.calls < self.warmup:
                 self.calls += 1
-                side = torch.cuda.Stream()
-                side.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(side):
+                if self.side_stream is None:
+                    self.side_stream = torch.cuda.Stream()
+                self.side_stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(self.side_stream):
                     outputs = self.fn(*inputs)
-                torch.cuda.current_stream().wait_stream(side)
+                torch.cuda.current_stream().wait_stream(self.side_stream)
                 return outputs
             self.inputs = [x.clone() for x in inputs]
             self.graph = torch.cuda.CUDAGraph()

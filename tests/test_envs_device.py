@@ -199,11 +199,18 @@ def test_a_step_keeps_the_state_in_the_same_buffers():
 
 
 def test_a_graphed_step_runs_eagerly_off_a_gpu():
-    env = make_device_env(num_envs=2)
-    env.reset(seed=0)
-    step = GraphedStep(env.step, generators=env.generators)
-    obs = step(torch.zeros(2, 2))[0]
-    assert step.graph is None and obs.shape == (2, 16, 16, 3)
+    model_kwargs = {"noise": 0.1}
+    direct = make_device_env(num_envs=2, model=TinyWorldModel(**model_kwargs))
+    wrapped = make_device_env(num_envs=2, model=TinyWorldModel(**model_kwargs))
+    step = GraphedStep(wrapped.step, generators=wrapped.generators)
+    direct.reset(seed=0)
+    wrapped.reset(seed=0)
+    for _ in range(7):  # past the step limit of 5
+        want, got = direct.step(torch.full((2, 2), 0.1)), step(torch.full((2, 2), 0.1))
+        assert all(torch.equal(w, g) for w, g in zip(want, got, strict=True))
+    assert step.graph is None and step.calls == 0
+    with pytest.raises(ValueError, match="inputs"):
+        step()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")

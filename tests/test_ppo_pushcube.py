@@ -35,6 +35,9 @@ def test_a_tiny_run_trains_and_saves_a_policy(tmp_path, env):
     assert saved["env"] == env and len(saved["log"]) == 2
     agent = load_agent(tmp_path / "policy.pt")
     assert agent.meta == {"env": env, "steps": 64, "seed": 0}
+    # 64 Adam steps moved what starts at a known value: log-std from -0.5, critic bias from 0
+    assert not torch.allclose(agent.log_std, torch.full((2,), -0.5))
+    assert agent.critic.bias.abs().item() > 0
 
 
 def test_the_potential_rises_as_the_cube_nears_the_goal():
