@@ -8,6 +8,13 @@ tolerances. The episode is synthetic (boxes on a ground plane, seen by `--camera
 cameras with a LiDAR), so the GPU machine needs no simulator: only numpy, torch, av (PyAV),
 opencv-python-headless, gymnasium and tqdm.
 
+Set-up is timed apart: before the measured runs, each path writes the clips of a short
+`--warmup-ticks` episode (the GPU path's one-off costs: CUDA context, Triton compiling its
+kernels, which later processes find in Triton's on-disk cache). `--warmup-ticks 0` measures
+a cold process instead. Each run also reports where its main thread spent the time: the
+first pass (clip statistics), waiting for the reading thread, computing controls, and
+waiting for an encoder to take a batch.
+
     python benchmarks/clips_gpu.py [--ticks 48] [--cameras 1] [--device auto] [--json F]
 """
 
@@ -18,11 +25,16 @@ import json
 import os
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
+import cosmos_sim.controls.clips as clips_module
+import cosmos_sim.transfer.base as transfer_base
 from cosmos_sim import CameraSpec, EpisodeWriter, LidarSpec, SensorFrame
 from cosmos_sim.controls import write_clips
 from cosmos_sim.kernels import available_device
@@ -97,6 +109,67 @@ def synthetic_episode(path: Path, ticks: int, seed: int = 0, cameras: int = 1) -
     return path
 
 
+class StageClock:
+    """Seconds the main thread of `write_clips` spends per stage, by wrapping the module's
+    own functions (the code measured is the code users run)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.saved: dict[str, Any] = {}
+
+    def _timed(self, stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.seconds[stage] += time.perf_counter() - start
+
+        return wrapper
+
+    def __enter__(self) -> StageClock:
+        clock = self
+        self.saved = {name: getattr(clips_module, name)
+                      for name in ("_first_pass", "compute_controls",
+                                   "ParallelVideoWriters")}  # fmt: skip
+        self.saved["prefetch"] = transfer_base.prefetch  # imported inside write_clips
+        writers_cls = self.saved["ParallelVideoWriters"]
+
+        class TimedWriters(writers_cls):  # type: ignore[misc, valid-type]
+            def write(self, key: str, frames: np.ndarray) -> None:
+                start = time.perf_counter()
+                super().write(key, frames)
+                clock.seconds["wait for encoders"] += time.perf_counter() - start
+
+            def close(self) -> None:
+                start = time.perf_counter()
+                super().close()
+                clock.seconds["wait for encoders"] += time.perf_counter() - start
+
+        def timed_prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+            source = iter(self.saved["prefetch"](items, depth=depth))
+            while True:
+                start = time.perf_counter()
+                try:
+                    item = next(source)
+                except StopIteration:
+                    return
+                finally:
+                    self.seconds["wait for reading"] += time.perf_counter() - start
+                yield item
+
+        clips_module._first_pass = self._timed("first pass", self.saved["_first_pass"])
+        clips_module.compute_controls = self._timed("controls", self.saved["compute_controls"])
+        transfer_base.prefetch = timed_prefetch
+        clips_module.ParallelVideoWriters = TimedWriters
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        transfer_base.prefetch = self.saved.pop("prefetch")
+        for name, value in self.saved.items():
+            setattr(clips_module, name, value)
+
+
 def edge_f1(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a[..., 0] > 127, b[..., 0] > 127
     both = np.logical_and(a, b).sum()
@@ -114,6 +187,8 @@ def main() -> None:
     parser.add_argument("--cameras", type=int, default=1)
     parser.add_argument("--device", default="auto", help="the run measured against 'cpu'")
     parser.add_argument("--chunk-frames", type=int, default=16)
+    parser.add_argument("--warmup-ticks", type=int, default=8,
+                        help="untimed first run per path (0: measure a cold process)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
@@ -123,20 +198,35 @@ def main() -> None:
     build_s = time.perf_counter() - start
     picked = available_device() if args.device == "auto" else args.device
     print(f"device={args.device!r} picks: {picked}")
-    seconds, frames = {}, {}
+    seconds, frames, stages, setup = {}, {}, {}, {}
+    if args.warmup_ticks:
+        warm = synthetic_episode(root / "warmup", args.warmup_ticks, seed=1)
     for run, device in enumerate(("cpu", args.device)):
+        if args.warmup_ticks:
+            start = time.perf_counter()
+            write_clips(warm, root / f"warmup_{run}_{device}", modalities=MODALITIES,
+                        device=device, chunk_frames=args.chunk_frames, progress=False)  # fmt: skip
+            setup[device] = time.perf_counter() - start
         start = time.perf_counter()
-        result = write_clips(episode, root / f"clips_{run}_{device}", modalities=MODALITIES,
-                             device=device, chunk_frames=args.chunk_frames,
-                             progress=False)  # fmt: skip
+        with StageClock() as clock:
+            result = write_clips(episode, root / f"clips_{run}_{device}", modalities=MODALITIES,
+                                 device=device, chunk_frames=args.chunk_frames,
+                                 progress=False)  # fmt: skip
         seconds[device] = time.perf_counter() - start
         frames[device] = result["num_frames"] * args.cameras
+        stages[device] = dict(clock.seconds)
     cpu, dev = seconds["cpu"], seconds[args.device]
     print(f"write_clips, {args.ticks} ticks × {args.cameras} camera(s) at {WIDTH}×{HEIGHT}, "
           "5 controls + rgb, reading and encoding included:")  # fmt: skip
     print(f"  cpu          {cpu:7.2f} s  {frames['cpu'] / cpu:7.1f} frames/s")
     print(f"  {args.device:12s} {dev:7.2f} s  {frames[args.device] / dev:7.1f} frames/s "
           f"({cpu / dev:.1f}× the cpu path)")  # fmt: skip
+    if setup:
+        print(f"  untimed warm-up runs, {args.warmup_ticks} ticks: "
+              + ", ".join(f"{d} {s:.2f} s" for d, s in setup.items()))  # fmt: skip
+    for device, spent in stages.items():
+        print(f"  {device} main thread: "
+              + ", ".join(f"{k} {v:.2f} s" for k, v in spent.items()))  # fmt: skip
     agreement = {}
     print(f"{'control':8} {'agreement with the cpu path'}")
     for name in MODALITIES:
@@ -164,6 +254,9 @@ def main() -> None:
         "cpu": {"seconds": cpu, "frames_per_s": frames["cpu"] / cpu},
         args.device: {"seconds": dev, "frames_per_s": frames[args.device] / dev},
         "speedup_vs_cpu": cpu / dev,
+        "warmup_ticks": args.warmup_ticks,
+        "warmup_seconds": setup,
+        "main_thread_seconds": stages,
         "agreement": agreement,
     }  # fmt: skip
     if args.json:

@@ -43,8 +43,11 @@ traffic-light states; none for other simulators).
 
 from __future__ import annotations
 
+import os
 import shutil
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,6 +201,12 @@ def write_clips(
         raise
 
 
+READ_THREADS = min(8, os.cpu_count() or 1)
+"""Threads that decompress tick records (zlib lets go of the GIL while it inflates): one
+reading thread bounded the GPU path (benchmarks/RESULTS.md, "The controls pipeline on the
+GPU")."""
+
+
 @dataclass
 class _Plan:
     """What one write_clips run reads: the episode, cameras, controls and their sizes."""
@@ -229,6 +238,18 @@ class _Plan:
             self.damaged.add(index)
             return None
         return tick
+
+    def load_ahead(self, indices: Sequence[int], arrays: Sequence[str]) -> Iterator[Tick | None]:
+        """`load` of each of `indices`, in order, decompressed on READ_THREADS threads with
+        at most 2·READ_THREADS records in flight (so memory stays bounded)."""
+        with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="read-tick") as pool:
+            pending: deque[Future[Tick | None]] = deque()
+            for index in indices:
+                pending.append(pool.submit(self.load, index, arrays))
+                if len(pending) >= 2 * READ_THREADS:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
 
     def resized(self, tick: Tick, camera: str, key: str) -> np.ndarray:
         frame = tick.frames.get(camera)
@@ -411,9 +432,9 @@ def _first_pass(
     keys = [k for k in ("depth", "seg") if k in plan.wanted]
     if any(acc.needs_pass for acc in accs.values()):
         arrays = plan.arrays(keys)
-        for index in tqdm(unique.tolist(), desc="clip statistics", unit="tick",
-                          disable=not plan.progress):  # fmt: skip
-            tick = plan.load(index, arrays)
+        for tick in tqdm(plan.load_ahead(unique.tolist(), arrays), total=len(unique),
+                         desc="clip statistics", unit="tick",
+                         disable=not plan.progress):  # fmt: skip
             if tick is None:
                 continue
             for cam, acc in accs.items():
@@ -454,7 +475,9 @@ def _read_chunks(
     sweeps: dict[int, np.ndarray] = {}
     for start in range(0, len(source_ticks), chunk_frames):
         wanted_ticks = source_ticks[start : start + chunk_frames].tolist()
-        loaded = {t: _load_shown(plan, t, arrays) for t in sorted(set(wanted_ticks))}
+        needed_ticks = sorted(set(wanted_ticks))
+        ahead = dict(zip(needed_ticks, plan.load_ahead(needed_ticks, arrays), strict=True))
+        loaded = {t: _load_shown(plan, t, arrays, ahead[t]) for t in needed_ticks}
         unique = sorted({tick.index for tick in loaded.values()})
         by_index = {tick.index: tick for tick in loaded.values()}
         position = {t: unique.index(loaded[t].index) for t in loaded}
@@ -469,9 +492,9 @@ def _read_chunks(
             needed = sorted({i for w in windows for i in w})
             for i in set(sweeps) - set(needed):
                 del sweeps[i]
-            for i in needed:
-                if i not in sweeps:
-                    sweeps[i] = _load_sweep(plan, i, lidar_arrays)
+            missing = [i for i in needed if i not in sweeps]
+            for i, tick in zip(missing, plan.load_ahead(missing, lidar_arrays), strict=True):
+                sweeps[i] = _sweep_points(tick)
             sparse = [None] * plan.num_ticks
             for i in needed:
                 sparse[i] = sweeps[i]
@@ -508,11 +531,11 @@ def _read_chunks(
 _EMPTY_SWEEP = np.zeros((0, 3), np.float32)
 
 
-def _load_shown(plan: _Plan, index: int, arrays: Sequence[str]) -> Tick:
-    """Tick `index`; with skip_damaged, for a damaged one the last good tick before it, or the
-    first good one after it at the start of the episode."""
+def _load_shown(plan: _Plan, index: int, arrays: Sequence[str], loaded: Tick | None = None) -> Tick:
+    """Tick `index` (`loaded`, if already read); with skip_damaged, for a damaged one the last
+    good tick before it, or the first good one after it at the start of the episode."""
     if index not in plan.damaged:
-        tick = plan.load(index, arrays)
+        tick = loaded if loaded is not None else plan.load(index, arrays)
         if tick is not None:
             plan._last_good = tick
             return tick
@@ -524,8 +547,8 @@ def _load_shown(plan: _Plan, index: int, arrays: Sequence[str]) -> Tick:
     raise EpisodeError(f"{plan.episode.path}: every tick is damaged; nothing to show")
 
 
-def _load_sweep(plan: _Plan, index: int, arrays: Sequence[str]) -> np.ndarray:
-    tick = plan.load(index, arrays)
+def _sweep_points(tick: Tick | None) -> np.ndarray:
+    """A tick's LiDAR points (all LiDARs), empty for a damaged tick."""
     if tick is None:
         return _EMPTY_SWEEP
     points = [f.points_world for f in tick.frames.values() if f.points_world is not None]

@@ -13,6 +13,7 @@ import math
 import os
 import re
 import tempfile
+import threading
 import time
 import zipfile
 import zlib
@@ -286,6 +287,7 @@ class Episode:
         self.lidars = {s["name"]: LidarSpec.from_dict(s) for s in self.manifest["lidars"]}
         self.class_names = {int(k): v for k, v in self.manifest.get("class_names", {}).items()}
         self._listing: list[Path] | None = None
+        self._listing_lock = threading.Lock()  # ticks are read from several threads
 
     @classmethod
     def open(cls, path: str | Path) -> Episode:
@@ -366,9 +368,10 @@ class Episode:
     def _path_of(self, index: int) -> Path:
         # Ticks are only ever added, so a listing that already holds `index` stays valid;
         # re-list only when it does not (or for negative indices, which count from the end).
-        paths = self._listing
-        if paths is None or index < 0 or index >= len(paths):
-            paths = self._listing = self.tick_paths()
+        with self._listing_lock:
+            paths = self._listing
+            if paths is None or index < 0 or index >= len(paths):
+                paths = self._listing = self.tick_paths()
         if not -len(paths) <= index < len(paths):
             raise IndexError(f"tick {index} out of range: episode has {len(paths)} ticks")
         return paths[index]
