@@ -59,6 +59,20 @@ def test_streamed_depth_range_is_numpys_percentiles_within_the_histogram_bin():
     assert lo == pytest.approx(exact_lo, rel=2**-12) and hi == pytest.approx(exact_hi, rel=2**-12)
 
 
+def test_the_streamed_palette_sees_every_id_numpy_does():
+    rng = np.random.default_rng(1)
+    blocks = np.repeat(np.repeat(rng.integers(0, 40, (2, 6, 5)), 8, axis=1), 10, axis=2)
+    speckled = rng.integers(-3, 2**20, (2, 48, 50))  # runs of one pixel, negative ids too
+    for frames in (blocks.astype(np.int32), speckled.astype(np.int64)):
+        acc = ClipStatsAccumulator(["seg"])
+        for frame in frames:
+            acc.add(instance_id=frame[None])
+        assert sorted(acc.result().palette) == np.unique(frames).tolist()
+    empty = ClipStatsAccumulator(["seg"])
+    empty.add(instance_id=np.zeros((1, 0, 4), np.int32))
+    assert empty.result().palette == {}
+
+
 def test_a_growing_palette_keeps_the_colours_it_gave():
     chunk = FrameChunk(8, 8, instance_id=np.array([[[0, 3], [5, 5]]], np.int32))
     first = resolve_stats(chunk, ["seg"], None, seed=4).palette
