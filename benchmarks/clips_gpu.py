@@ -12,8 +12,9 @@ Set-up is timed apart: before the measured runs, each path writes the clips of a
 `--warmup-ticks` episode (the GPU path's one-off costs: CUDA context, Triton compiling its
 kernels, which later processes find in Triton's on-disk cache). `--warmup-ticks 0` measures
 a cold process instead. Each run also reports where its main thread spent the time: the
-first pass (clip statistics), waiting for the reading thread, computing controls, and
-waiting for an encoder to take a batch.
+first pass (clip statistics), waiting for the reading thread, computing controls, waiting
+for an encoder to take a batch, and the rest (LiDAR scan of the records, specs, contact
+sheets, copies).
 
     python benchmarks/clips_gpu.py [--ticks 48] [--cameras 1] [--device auto] [--json F]
 """
@@ -146,17 +147,22 @@ class StageClock:
                 super().close()
                 clock.seconds["wait for encoders"] += time.perf_counter() - start
 
-        def timed_prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
-            source = iter(self.saved["prefetch"](items, depth=depth))
-            while True:
-                start = time.perf_counter()
-                try:
-                    item = next(source)
-                except StopIteration:
-                    return
-                finally:
-                    self.seconds["wait for reading"] += time.perf_counter() - start
-                yield item
+        def timed_prefetch(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            source = iter(self.saved["prefetch"](*args, **kwargs))
+            try:
+                while True:
+                    start = time.perf_counter()
+                    try:
+                        item = next(source)
+                    except StopIteration:
+                        return
+                    finally:
+                        self.seconds["wait for reading"] += time.perf_counter() - start
+                    yield item
+            finally:
+                close = getattr(source, "close", None)
+                if close is not None:
+                    close()
 
         clips_module._first_pass = self._timed("first pass", self.saved["_first_pass"])
         clips_module.compute_controls = self._timed("controls", self.saved["compute_controls"])
@@ -200,7 +206,7 @@ def main() -> None:
     print(f"device={args.device!r} picks: {picked}")
     seconds, frames, stages, setup = {}, {}, {}, {}
     if args.warmup_ticks:
-        warm = synthetic_episode(root / "warmup", args.warmup_ticks, seed=1)
+        warm = synthetic_episode(root / "warmup", args.warmup_ticks, seed=1, cameras=args.cameras)
     for run, device in enumerate(("cpu", args.device)):
         if args.warmup_ticks:
             start = time.perf_counter()
@@ -215,6 +221,7 @@ def main() -> None:
         seconds[device] = time.perf_counter() - start
         frames[device] = result["num_frames"] * args.cameras
         stages[device] = dict(clock.seconds)
+        stages[device]["other"] = seconds[device] - sum(clock.seconds.values())
     cpu, dev = seconds["cpu"], seconds[args.device]
     print(f"write_clips, {args.ticks} ticks × {args.cameras} camera(s) at {WIDTH}×{HEIGHT}, "
           "5 controls + rgb, reading and encoding included:")  # fmt: skip

@@ -48,6 +48,7 @@ import shutil
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,10 +202,11 @@ def write_clips(
         raise
 
 
-READ_THREADS = min(8, os.cpu_count() or 1)
+READ_THREADS = max(1, min(8, (os.cpu_count() or 2) // 2))
 """Threads that decompress tick records (zlib lets go of the GIL while it inflates): one
 reading thread bounded the GPU path (benchmarks/RESULTS.md, "The controls pipeline on the
-GPU")."""
+GPU"). Half the cores at most, leaving the rest to the controls and the encoders: 8 on the
+16-core GPU host, 1 on a 2-core machine."""
 
 
 @dataclass
@@ -241,15 +243,19 @@ class _Plan:
 
     def load_ahead(self, indices: Sequence[int], arrays: Sequence[str]) -> Iterator[Tick | None]:
         """`load` of each of `indices`, in order, decompressed on READ_THREADS threads with
-        at most 2·READ_THREADS records in flight (so memory stays bounded)."""
-        with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="read-tick") as pool:
-            pending: deque[Future[Tick | None]] = deque()
+        at most 2·READ_THREADS records in flight (so memory stays bounded). Closing the
+        generator early (an error downstream) cancels what is queued and lets the threads go."""
+        pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="read-tick")
+        pending: deque[Future[Tick | None]] = deque()
+        try:
             for index in indices:
                 pending.append(pool.submit(self.load, index, arrays))
                 if len(pending) >= 2 * READ_THREADS:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def resized(self, tick: Tick, camera: str, key: str) -> np.ndarray:
         frame = tick.frames.get(camera)
@@ -432,14 +438,15 @@ def _first_pass(
     keys = [k for k in ("depth", "seg") if k in plan.wanted]
     if any(acc.needs_pass for acc in accs.values()):
         arrays = plan.arrays(keys)
-        for tick in tqdm(plan.load_ahead(unique.tolist(), arrays), total=len(unique),
-                         desc="clip statistics", unit="tick",
-                         disable=not plan.progress):  # fmt: skip
-            if tick is None:
-                continue
-            for cam, acc in accs.items():
-                acc.add(*(plan.resized(tick, cam, k) if k in keys else None
-                          for k in ("depth", "seg")))  # fmt: skip
+        # closing: an error below stops the reading threads at once
+        with closing(plan.load_ahead(unique.tolist(), arrays)) as ticks:
+            for tick in tqdm(ticks, total=len(unique), desc="clip statistics", unit="tick",
+                             disable=not plan.progress):  # fmt: skip
+                if tick is None:
+                    continue
+                for cam, acc in accs.items():
+                    acc.add(*(plan.resized(tick, cam, k) if k in keys else None
+                              for k in ("depth", "seg")))  # fmt: skip
     return {cam: acc.result() for cam, acc in accs.items()}
 
 
@@ -476,8 +483,9 @@ def _read_chunks(
     for start in range(0, len(source_ticks), chunk_frames):
         wanted_ticks = source_ticks[start : start + chunk_frames].tolist()
         needed_ticks = sorted(set(wanted_ticks))
-        ahead = dict(zip(needed_ticks, plan.load_ahead(needed_ticks, arrays), strict=True))
-        loaded = {t: _load_shown(plan, t, arrays, ahead[t]) for t in needed_ticks}
+        to_read = [t for t in needed_ticks if t not in plan.damaged]  # known damaged: skip
+        ahead = dict(zip(to_read, plan.load_ahead(to_read, arrays), strict=True))
+        loaded = {t: _load_shown(plan, t, arrays, ahead.get(t)) for t in needed_ticks}
         unique = sorted({tick.index for tick in loaded.values()})
         by_index = {tick.index: tick for tick in loaded.values()}
         position = {t: unique.index(loaded[t].index) for t in loaded}

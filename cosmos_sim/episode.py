@@ -34,6 +34,9 @@ _TICK_NAME = re.compile(r"^(\d{6})\.npz$")
 _IMAGE_FIELDS = ("rgb", "depth_m", "instance_id", "class_id")
 _READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
 """What numpy / zipfile / json raise on a truncated, bit-flipped or empty record."""
+_LISTING_LOCK = threading.Lock()
+"""Guards `Episode._listing`: ticks are read from several threads (controls.clips); one
+module lock keeps an Episode picklable."""
 
 
 class EpisodeError(SpecError):
@@ -287,7 +290,6 @@ class Episode:
         self.lidars = {s["name"]: LidarSpec.from_dict(s) for s in self.manifest["lidars"]}
         self.class_names = {int(k): v for k, v in self.manifest.get("class_names", {}).items()}
         self._listing: list[Path] | None = None
-        self._listing_lock = threading.Lock()  # ticks are read from several threads
 
     @classmethod
     def open(cls, path: str | Path) -> Episode:
@@ -368,7 +370,7 @@ class Episode:
     def _path_of(self, index: int) -> Path:
         # Ticks are only ever added, so a listing that already holds `index` stays valid;
         # re-list only when it does not (or for negative indices, which count from the end).
-        with self._listing_lock:
+        with _LISTING_LOCK:
             paths = self._listing
             if paths is None or index < 0 or index >= len(paths):
                 paths = self._listing = self.tick_paths()

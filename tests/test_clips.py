@@ -252,3 +252,29 @@ def test_write_clips_refuses_bad_options_before_writing_anything(tmp_path, optio
     with pytest.raises(SpecError, match=message):
         write_clips(episode, tmp_path / "out", progress=False, **option)
     assert not (tmp_path / "out").exists()  # a corrected re-run can use the same folder
+
+
+def test_ticks_read_ahead_in_order_and_the_readers_stop_when_closed(tmp_path):
+    import threading
+    import time
+
+    from cosmos_sim.controls.clips import _Plan
+    from cosmos_sim.controls.table import ControlSettings
+    from cosmos_sim.episode import Episode
+
+    episode = Episode(synthetic_episode(tmp_path / "ep", ticks=12))
+    plan = _Plan(episode, 12, ["front"], ("seg",), {"front": (W, H)}, ControlSettings(),
+                 skip_damaged=False, progress=False)  # fmt: skip
+    order = [5, 0, 11, 3]
+    assert [t.index for t in plan.load_ahead(order, ["front/rgb"])] == order
+    reader = plan.load_ahead(range(12), ["front/rgb"])
+    next(reader)
+    reader.close()  # what an error downstream does
+
+    def readers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("read-tick")]
+
+    deadline = time.monotonic() + 10
+    while readers() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not readers()
