@@ -216,10 +216,10 @@ def train(args: Args) -> dict[str, Any]:
     )
 
     def features(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the network's input, the colour features Φ reads) of uint8 frames: the colour
-        encoder reads those same features, so they are computed once."""
-        feats = colour_features(frames)
-        return (feats if agent.config.encoder == "colour" else frames), feats
+        """(the network's input, the colour features Φ reads) of uint8 frames; the colour
+        encoder's input is those features, so they are computed once."""
+        obs = agent.observe(frames)
+        return obs, obs if agent.config.encoder == "colour" else colour_features(frames)
 
     def rollout_step(
         obs: torch.Tensor, prev_phi: torch.Tensor, prev_seen: torch.Tensor
